@@ -1,0 +1,70 @@
+"""The label scheme: which genres a model predicts and how raw genre names map onto them.
+
+This is the only place the genre list lives. The default is the paper's six
+(Action, Drama, Comedy, Crime, Romance, Other); every raw genre outside the named ones
+maps to the catch-all (`Other`). A different list is configuration: set
+`POSTERLITE_GENRES="Horror,Comedy,Other"` (the last name is the catch-all when it is
+`Other`) or build a `GenreScheme` yourself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+DEFAULT_GENRES: tuple[str, ...] = ("Action", "Drama", "Comedy", "Crime", "Romance", "Other")
+CATCH_ALL = "Other"
+# Raw labels that mean "no genre" rather than a genre that maps to Other.
+NO_GENRE = frozenset({"", "n/a", "na", "none", "nan", "null", "(no genres listed)"})
+
+
+@dataclass(frozen=True)
+class GenreScheme:
+    """An ordered genre list; `catch_all` (if in `names`) absorbs every unknown raw genre."""
+
+    names: tuple[str, ...] = DEFAULT_GENRES
+    catch_all: str | None = CATCH_ALL
+
+    def __post_init__(self) -> None:
+        if len(set(self.names)) != len(self.names) or not self.names:
+            raise ValueError(f"genre names must be unique and non-empty: {self.names}")
+        if self.catch_all is not None and self.catch_all not in self.names:
+            object.__setattr__(self, "catch_all", None)
+
+    @property
+    def size(self) -> int:
+        return len(self.names)
+
+    def map_raw(self, raw_genres: Iterable[str]) -> tuple[str, ...]:
+        """Map raw genre names (any case, any spacing) to this scheme, in scheme order."""
+        lookup = {name.lower(): name for name in self.names}
+        found: set[str] = set()
+        for raw in raw_genres:
+            key = raw.strip().lower()
+            if key in NO_GENRE:
+                continue
+            if key in lookup:
+                found.add(lookup[key])
+            elif self.catch_all is not None:
+                found.add(self.catch_all)
+        return tuple(name for name in self.names if name in found)
+
+    def to_multi_hot(self, genres: Iterable[str]) -> np.ndarray:
+        """Multi-hot float32 vector for genres already in this scheme."""
+        wanted = set(genres)
+        return np.array([1.0 if name in wanted else 0.0 for name in self.names], np.float32)
+
+    def from_multi_hot(self, vector: Iterable[float], threshold: float = 0.5) -> tuple[str, ...]:
+        return tuple(name for name, v in zip(self.names, vector, strict=True) if v >= threshold)
+
+
+def default_scheme() -> GenreScheme:
+    """The scheme in force: `POSTERLITE_GENRES` if set, else the paper's six."""
+    configured = os.environ.get("POSTERLITE_GENRES", "").strip()
+    if not configured:
+        return GenreScheme()
+    names = tuple(part.strip() for part in configured.split(",") if part.strip())
+    return GenreScheme(names=names, catch_all=CATCH_ALL if CATCH_ALL in names else None)
