@@ -145,9 +145,7 @@ def pixels_to_input(pixels: np.ndarray, dtype: InputDType = "float32") -> np.nda
     return (pixels.astype(np.float32) - NORM_MEAN) / NORM_STD
 
 
-def preprocess_poster(
-    source: str | Path | bytes, spec: InputSpec = InputSpec()
-) -> np.ndarray:
+def preprocess_poster(source: str | Path | bytes, spec: InputSpec = InputSpec()) -> np.ndarray:
     """The one preprocessing function: poster file to one model input (H, W, 3)."""
     return pixels_to_input(load_poster(source, spec.size), spec.dtype)
 
