@@ -38,13 +38,22 @@ class GenreScheme:
     def size(self) -> int:
         return len(self.names)
 
-    def map_raw(self, raw_genres: Iterable[str]) -> tuple[str, ...]:
-        """Map raw genre names (any case, any spacing) to this scheme, in scheme order."""
+    def map_raw(
+        self, raw_genres: Iterable[str], no_genre_is_other: bool = False
+    ) -> tuple[str, ...]:
+        """Map raw genre names (any case, any spacing) to this scheme, in scheme order.
+
+        `no_genre_is_other`: a data set whose own vocabulary has an explicit `N/A` genre
+        column (imdb-7k's multi-hot CSV) labels those films; they go to the catch-all
+        rather than being dropped as unlabelled.
+        """
         lookup = {name.lower(): name for name in self.names}
         found: set[str] = set()
         for raw in raw_genres:
             key = raw.strip().lower()
             if key in NO_GENRE:
+                if no_genre_is_other and key and self.catch_all is not None:
+                    found.add(self.catch_all)
                 continue
             if key in lookup:
                 found.add(lookup[key])
