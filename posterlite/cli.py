@@ -8,6 +8,7 @@ A `PosterliteError` becomes one line on stderr and exit status 1.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 
@@ -42,13 +43,278 @@ def data() -> None:
     """Read, split and download poster data sets."""
 
 
+_DATA_FORMATS = "kaggle|multihot|folders|streaming"
+
+
+@data.command("scan")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", metavar=_DATA_FORMATS, help="Force a layout (default: detect).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def data_scan(path: Path, fmt: str | None, as_json: bool) -> None:
+    """Count the usable labelled posters of a data set and every row or file left out."""
+    import json
+    import time
+
+    from posterlite import data as data_mod
+
+    start = time.perf_counter()
+    result = data_mod.scan_dataset(path, fmt)
+    seconds = time.perf_counter() - start
+    if as_json:
+        click.echo(json.dumps({**result.to_json(), "seconds": round(seconds, 2)}, indent=1))
+    else:
+        click.echo(data_mod.format_scan_summary(result, seconds))
+
+
+@data.command("split")
+@click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Manifest CSV.")
+@click.option("--val-fraction", default=0.3, show_default=True, type=float)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--per-genre", type=int, default=None, help="At most N posters per genre.")
+@click.option("--format", "fmt", metavar=_DATA_FORMATS, help="Force a layout for every source.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def data_split(
+    sources: tuple[Path, ...],
+    out: Path,
+    val_fraction: float,
+    seed: int,
+    per_genre: int | None,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
+    """Merge SOURCES into one manifest with a seeded, multi-label stratified split."""
+    import json
+    import time
+
+    from posterlite import data as data_mod
+
+    start = time.perf_counter()
+    report = data_mod.split_sources(list(sources), out, val_fraction, seed, per_genre, fmt)
+    seconds = time.perf_counter() - start
+    if as_json:
+        click.echo(json.dumps({**report.to_json(), "seconds": round(seconds, 2)}, indent=1))
+    else:
+        click.echo(data_mod.format_split_summary(report, seconds))
+
+
+@data.command("download")
+@click.argument("csv_file", metavar="CSV", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Poster folder.")
+@click.option("--workers", default=8, show_default=True, type=int)
+@click.option("--retries", default=3, show_default=True, type=int)
+@click.option("--timeout", default=20.0, show_default=True, type=float, help="Seconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def data_download(
+    csv_file: Path, out: Path, workers: int, retries: int, timeout: float, as_json: bool
+) -> None:
+    """Download the Poster URLs of a Kaggle CSV to OUT/<imdbId>.jpg (resumable)."""
+    import json
+
+    from posterlite import data as data_mod
+
+    result = data_mod.download_posters(csv_file, out, workers, retries, timeout)
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=1))
+    else:
+        click.echo(data_mod.format_download_summary(result))
+
+
 # --- backbone ---------------------------------------------------------------------
 @main.group(cls=_Group)
 def backbone() -> None:
     """ImageNet MobileNet backbones from published TFLite files (offline)."""
 
 
+@backbone.command("import")
+@click.argument("model", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--arch",
+    required=True,
+    type=click.Choice(["mobilenet_v1", "mobilenet_v2"]),
+    help="Keras architecture to fill.",
+)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Keras weights file (.weights.h5).",
+)
+@click.option(
+    "--verify-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Verify on the first posters of this folder (default: synthetic images).",
+)
+@click.option("--verify-count", type=click.IntRange(0), default=4, show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=1, show_default=True)
+def backbone_import(
+    model: Path, arch: str, out: Path, verify_dir: Path | None, verify_count: int, threads: int
+) -> None:
+    """Import MODEL.tflite (Google's int8 MobileNet) into a Keras .weights.h5 + .import.json."""
+    from posterlite import backbones
+
+    backbones.limit_tf_threads(threads)
+    pixels = (
+        backbones.poster_pixels(verify_dir, verify_count) if verify_dir and verify_count else None
+    )
+    record = backbones.import_tflite_backbone(
+        model,
+        arch,
+        out,
+        verify_pixels=pixels,
+        verify_source=str(verify_dir) if pixels is not None else "synthetic",
+        verify_count=verify_count,
+        threads=threads,
+    )
+    figures = {k: v for k, v in record.verification.items() if isinstance(v, float)}
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in figures.items())
+    click.echo(f"{out}: {arch} from {model.name} ({record.layers_set} layers set); {summary}")
+
+
 # --- train ------------------------------------------------------------------------
+_TRAIN_ARCHS = ("cnn", "mobilenet_v1", "mobilenet_v2")
+
+
+def _check_weights_file(path: Path | None) -> None:
+    # Checked before any data is read, so a typo fails in a second with one line.
+    if path is not None and not Path(path).is_file():
+        raise PosterliteError(f"backbone weights file not found: {path}")
+
+
+def _echo_grid(result, out: Path) -> None:
+    for name, run_id in result.best.items():
+        entry = result.runs[run_id]
+        click.echo(
+            f"{name:<20} <- {run_id:<32} val mAP {entry['val_map']:.4f}  "
+            f"macro F1@0.5 {entry['val_macro_f1']:.4f}  -> {out / name}"
+        )
+    click.echo(
+        f"grid: {len(result.redone)} run(s) trained, {len(result.runs) - len(result.redone)} "
+        f"resumed; {result.wall_time_s:.0f} s, peak RSS {result.peak_rss_mb:.0f} MB"
+    )
+
+
+@main.group(cls=_Group, invoke_without_command=True)
+@click.option("--data", "manifest", type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--model", "arch", type=click.Choice(_TRAIN_ARCHS), default="mobilenet_v1")
+@click.option("--smote", is_flag=True, help="SMOTE (label powerset) on frozen embeddings.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--input-size", type=int, default=None, help="Default: 224 MobileNets, 96 cnn.")
+@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None)
+@click.option("--fine-tune", type=int, default=0, help="Unfreeze the top N backbone blocks.")
+@click.option(
+    "--head-hidden",
+    type=int,
+    default=256,
+    show_default=True,
+    help="Hidden units in the head (0: none).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--time-budget", type=float, default=None, help="Max seconds per fit (best kept).")
+@click.option("--grid", "grid_mode", is_flag=True, help="Run the paper's grid (= `train grid`).")
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False))
+@click.pass_context
+def train(
+    ctx: click.Context,
+    manifest: Path | None,
+    arch: str,
+    smote: bool,
+    optimizer: str,
+    lr: float,
+    epochs: int,
+    batch_size: int,
+    input_size: int | None,
+    backbone_weights: Path | None,
+    fine_tune: int,
+    head_hidden: int,
+    seed: int,
+    time_budget: float | None,
+    grid_mode: bool,
+    out: Path | None,
+) -> None:
+    """Train one genre model (or, with --grid / `train grid`, the paper's grid).
+
+    Writes model.keras, card.json, history.json, report.{json,md}, thresholds.json,
+    curves.png and confusion.png into --out.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    if manifest is None or out is None:
+        raise click.UsageError("--data MANIFEST and --out DIR are required")
+    _check_weights_file(backbone_weights)
+    from posterlite.train import TrainConfig, run_grid, train_run
+
+    config = TrainConfig(
+        arch=arch,
+        smote=smote,
+        optimizer=optimizer,
+        learning_rate=lr,
+        epochs=epochs,
+        batch_size=batch_size,
+        input_size=input_size,
+        backbone_weights=str(backbone_weights) if backbone_weights else None,
+        fine_tune=fine_tune,
+        head_hidden=head_hidden,
+        seed=seed,
+        time_budget_s=time_budget,
+    )
+    if grid_mode:
+        _echo_grid(run_grid(manifest, out, config), out)
+        return
+    result = train_run(config, manifest, out)
+    click.echo(
+        f"{result.run_id}: val mAP {result.val_map:.4f}, macro F1@0.5 {result.val_macro_f1:.4f}, "
+        f"micro F1 {result.val_micro_f1:.4f}, {result.params:,} params, "
+        f"{result.wall_time_s:.0f} s -> {out}"
+    )
+
+
+@train.command("grid")
+@click.option("--data", "manifest", type=click.Path(path_type=Path, dir_okay=False), required=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("models"))
+@click.option("--epochs", type=int, default=50, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None)
+@click.option("--head-hidden", type=int, default=256, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--time-budget",
+    type=float,
+    default=120.0,
+    show_default=True,
+    help="Max seconds per fit; the best epoch so far is kept.",
+)
+@click.option("--model", "archs", type=click.Choice(_TRAIN_ARCHS), multiple=True)
+def train_grid(
+    manifest: Path,
+    out: Path,
+    epochs: int,
+    batch_size: int,
+    backbone_weights: Path | None,
+    head_hidden: int,
+    seed: int,
+    time_budget: float,
+    archs: tuple[str, ...],
+) -> None:
+    """3 architectures x +-SMOTE x {Adam 1e-3, 1e-4, 1e-5; SGD 1e-4, 1e-5}; keeps the best
+    run of each of the six by validation mAP in OUT/<name>. Resumable: finished runs
+    (state in the cache) are not redone."""
+    _check_weights_file(backbone_weights)
+    from posterlite.train import ARCHS, TrainConfig, run_grid
+
+    base = TrainConfig(
+        epochs=epochs,
+        batch_size=batch_size,
+        backbone_weights=str(backbone_weights) if backbone_weights else None,
+        head_hidden=head_hidden,
+        seed=seed,
+        time_budget_s=time_budget,
+    )
+    _echo_grid(run_grid(manifest, out, base, archs=archs or ARCHS), out)
 
 
 # --- calibration ------------------------------------------------------------------
@@ -57,13 +323,271 @@ def calibration() -> None:
     """Build the poster set that calibrates full-integer (int8) conversion."""
 
 
+@calibration.command("build")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--n", "count", type=click.IntRange(min=1), default=200, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--exclude",
+    type=click.Path(exists=True, path_type=Path),
+    multiple=True,
+    help="A manifest (all its rows) or folder whose posters must not be drawn; repeatable.",
+)
+def calibration_build(
+    src: Path, count: int, out: Path, seed: int, exclude: tuple[Path, ...]
+) -> None:
+    """Draw ~N posters from SRC (a manifest's train split or any data layout) into OUT."""
+    from posterlite.calibration import build_calibration_set
+    from posterlite.genres import default_scheme
+
+    result = build_calibration_set(src, out, n=count, seed=seed, exclude=exclude)
+    counts = ", ".join(f"{g} {c}" for g, c in result.genre_counts(default_scheme()).items())
+    click.echo(f"{out}: {len(result.items)} posters ({counts})")
+
+
 # --- convert ----------------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(["fp32", "fp16", "dynamic", "int8", "all"]),
+    multiple=True,
+    default=("all",),
+    show_default=True,
+    help="Repeat for several formats.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Calibration posters for int8 (default: the repo's calibration/ set).",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Output folder (default: the model's run folder).",
+)
+@click.option(
+    "--max-drop",
+    type=float,
+    default=0.01,
+    show_default=True,
+    help="Fail a format that loses more mAP than this against Keras.",
+)
+@click.option(
+    "--eval",
+    "eval_dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Labelled check set (any data layout; default: the card's val split).",
+)
+@click.option(
+    "--eval-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Check on at most N posters (seeded sample).",
+)
+def convert(
+    model: Path,
+    formats: tuple[str, ...],
+    calibration: Path | None,
+    out: Path | None,
+    max_drop: float,
+    eval_dir: Path | None,
+    eval_limit: int | None,
+) -> None:
+    """Convert a trained MODEL (run folder or model.keras) to .tflite and check each format."""
+    from posterlite.convert import FORMATS, convert_model
+
+    chosen = FORMATS if "all" in formats else tuple(f for f in FORMATS if f in formats)
+    report = convert_model(
+        model,
+        formats=chosen,
+        out_dir=out,
+        calibration=calibration,
+        max_drop=max_drop,
+        eval_dir=eval_dir,
+        eval_limit=eval_limit,
+        log=lambda line: click.echo(line, err=True),
+    )
+    for result in report.results:
+        click.echo(result.path)
 
 
 # --- predict / info ---------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.argument("posters", nargs=-1, required=True)
+@click.option("--threshold", type=float, default=0.5, show_default=True, help="Per-genre cut.")
+@click.option("--tuned-thresholds", is_flag=True, help="Use the per-genre thresholds in the model.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document for the batch.")
+@click.option("--csv", "as_csv", is_flag=True, help="One CSV row per poster.")
+@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Decode threads.")
+def predict(
+    model: Path,
+    posters: tuple[str, ...],
+    threshold: float,
+    tuned_thresholds: bool,
+    as_json: bool,
+    as_csv: bool,
+    threads: int,
+    workers: int | None,
+) -> None:
+    """Predict genres of POSTERS (files, directories, globs) with a .tflite MODEL.
+
+    Runs on LiteRT alone (no TensorFlow). Undecodable posters are reported on stderr and
+    skipped; the exit status is 1 only when no poster could be predicted.
+    """
+    from posterlite.runtime import (
+        PosterModel,
+        expand_posters,
+        prediction_text,
+        predictions_csv,
+        predictions_json,
+    )
+
+    if as_json and as_csv:
+        raise PosterliteError("choose one of --json and --csv")
+    paths, missing = expand_posters(posters)
+    for argument in missing:
+        click.echo(f"skipped: {argument}: missing file", err=True)
+    if not paths:
+        raise PosterliteError("no poster files to predict")
+    poster_model = PosterModel.load(model, threads=threads)
+    cut = "tuned" if tuned_thresholds else threshold
+    predictions = []
+    for prediction in poster_model.iter_predictions(paths, workers=workers, threshold=cut):
+        predictions.append(prediction)
+        if not prediction.ok:
+            click.echo(f"skipped: {prediction.path}: {prediction.error}", err=True)
+        elif not (as_json or as_csv):
+            click.echo(prediction_text(prediction))
+    if as_json:
+        click.echo(predictions_json(poster_model, predictions, poster_model.cut(cut)), nl=False)
+    elif as_csv:
+        click.echo(predictions_csv(poster_model, predictions), nl=False)
+    if not any(p.ok for p in predictions):
+        raise PosterliteError(f"none of the {len(predictions)} posters could be predicted")
+
+
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def info(model: Path, as_json: bool) -> None:
+    """Show what a .tflite MODEL carries: name, version, genres, thresholds, I/O tensors."""
+    import json
+
+    from posterlite.metadata import info_text, read_metadata
+
+    details = read_metadata(model)
+    if as_json:
+        click.echo(json.dumps(details.to_dict(), indent=2))
+    else:
+        click.echo(info_text(details), nl=False)
 
 
 # --- bench ------------------------------------------------------------------------
+@main.command()
+@click.argument("models", nargs=-1)
+@click.option(
+    "--formats",
+    default="fp32,fp16,dynamic,int8",
+    show_default=True,
+    help="Formats to convert run dirs / .keras into (.tflite files are taken as is).",
+)
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Labelled set for accuracy (any layout `data scan` reads); "
+    "default: benchmarks/sample when present.",
+)
+@click.option("--threads", default="1,2", show_default=True, help="Comma-separated thread counts.")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed invokes per row.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed invokes first.")
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write every figure + hardware + library versions here.",
+)
+@click.option(
+    "--plot",
+    "plot_out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Write a latency-vs-mAP scatter (PNG) here.",
+)
+@click.option("--target", type=click.Choice(["cpu", "android"]), default="cpu", show_default=True)
+@click.option("--serial", default=None, help="adb serial (android; default: the only device).")
+@click.option(
+    "--benchmark-binary",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="TFLite benchmark_model built for the device ABI (android).",
+)
+@click.option("--use-gpu", is_flag=True, help="android: GPU delegate (XNNPACK for the rest).")
+@click.option("--use-nnapi", is_flag=True, help="android: NNAPI delegate (XNNPACK for the rest).")
+@click.option(
+    "--references/--no-references",
+    default=True,
+    show_default=True,
+    help="Add Google's int8 MobileNetV2 files from ../shared/pretrained.",
+)
+def bench(
+    models: tuple[str, ...],
+    formats: str,
+    data: Path | None,
+    threads: str,
+    runs: int,
+    warmup: int,
+    json_out: Path | None,
+    plot_out: Path | None,
+    target: str,
+    serial: str | None,
+    benchmark_binary: Path | None,
+    use_gpu: bool,
+    use_nnapi: bool,
+    references: bool,
+) -> None:
+    """Size, latency, memory and accuracy of MODELs (.tflite, run dirs, .keras).
+
+    No MODEL: the six shipped models under models/ in every format. Markdown table on
+    stdout, progress on stderr.
+    """
+    from posterlite import bench as bench_mod
+
+    options = bench_mod.BenchOptions(
+        models=models,
+        formats=bench_mod.parse_formats(formats),
+        data=data,
+        threads=bench_mod.parse_threads(threads),
+        runs=runs,
+        warmup=warmup,
+        references=references,
+        target=target,
+        serial=serial,
+        benchmark_binary=benchmark_binary,
+        use_gpu=use_gpu,
+        use_nnapi=use_nnapi,
+    )
+    if target == "cpu" and (serial or benchmark_binary or use_gpu or use_nnapi):
+        raise PosterliteError(
+            "--serial/--benchmark-binary/--use-gpu/--use-nnapi need --target android"
+        )
+    report = bench_mod.run_bench(options)
+    click.echo(bench_mod.markdown_table(report.rows), nl=False)
+    if json_out is not None:
+        bench_mod.write_json(report, json_out)
+        click.echo(f"wrote {json_out}", err=True)
+    if plot_out is not None:
+        bench_mod.plot_rows(report.rows, plot_out)
+        click.echo(f"wrote {plot_out}", err=True)
 
 
 if __name__ == "__main__":
