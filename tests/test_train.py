@@ -1,0 +1,246 @@
+"""Training: artifacts of a run, the content-keyed feature cache, SMOTE's memory bound,
+grid resume and the CLI's one-line errors. Tiny generated posters at 32 px, 1 epoch."""
+
+from __future__ import annotations
+
+import json
+import tracemalloc
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_poster
+
+from posterlite import train as T
+from posterlite.card import read_card
+from posterlite.manifest import ManifestRow, write_manifest
+from posterlite.smote import codes_to_labels, label_codes, plan_smote, smote_multilabel
+
+LABEL_SETS = (
+    ("Action", "Crime"),
+    ("Drama",),
+    ("Comedy", "Romance"),
+    ("Other",),
+    ("Drama", "Other"),
+)
+ARTIFACTS = (
+    "model.keras",
+    "card.json",
+    "history.json",
+    "report.json",
+    "report.md",
+    "thresholds.json",
+    "curves.png",
+    "confusion.png",
+)
+TINY = T.TrainConfig(
+    input_size=32,
+    epochs=1,
+    batch_size=8,
+    pretrained=False,
+    patience=1,
+    head_hidden=8,
+    smote_target_fraction=1.0,
+)
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path: Path) -> Path:
+    """40 generated posters; train label sets 12/6/6/3/3 (imbalanced: SMOTE has work), val 2 each."""
+    train_counts = (12, 6, 6, 3, 3)
+    plan = [(g, "train") for g, n in zip(LABEL_SETS, train_counts, strict=True) for _ in range(n)]
+    plan += [(g, "val") for g in LABEL_SETS for _ in range(2)]
+    rows = []
+    for index, (genres, split) in enumerate(plan):
+        path = make_poster(tmp_path / "posters" / f"p{index}.png", seed=index, size=(30, 45))
+        rows.append(ManifestRow(str(path), genres, split, "generated", f"f{index}"))
+    manifest = tmp_path / "manifest.csv"
+    write_manifest(rows, manifest)
+    return manifest
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> T.Workspace:
+    return T.Workspace(cache=tmp_path / "cache")
+
+
+def _check_run(out: Path, arch: str, size: int) -> None:
+    import keras
+
+    for name in ARTIFACTS:
+        assert (out / name).is_file(), name
+    card = read_card(out)
+    assert card.arch == arch and card.input_size == size and len(card.thresholds) == 6
+    assert card.manifest_sha256 and card.library_versions["keras"]
+    assert card.extra["full_model_vs_cached_features_max_abs_diff"] < 1e-4
+    report = json.loads((out / "report.json").read_text())
+    assert set(report) == {"threshold_0.5", "tuned"}
+    model = keras.models.load_model(out / "model.keras")  # as convert loads it
+    probabilities = np.asarray(model(np.zeros((2, size, size, 3), np.float32)))
+    assert probabilities.shape == (2, 6) and np.all((probabilities >= 0) & (probabilities <= 1))
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        replace(TINY, arch="cnn"),
+        replace(TINY, arch="cnn", smote=True),
+        replace(TINY, arch="mobilenet_v1", smote=True),
+        replace(TINY, arch="mobilenet_v2", fine_tune=2),
+    ],
+    ids=lambda c: c.name,
+)
+def test_run_writes_every_artifact(config, tiny_manifest, ws, tmp_path):
+    out = tmp_path / config.name
+    result = T.train_run(config, tiny_manifest, out, ws)
+    _check_run(out, config.arch, 32)
+    assert result.params > 0 and 0 <= result.val_map <= 1
+    if config.fine_tune:
+        assert read_card(out).extra["fine_tuned_blocks"] == 2
+        assert any(
+            k.startswith("fine_tune_") for k in json.loads((out / "history.json").read_text())
+        )
+    if config.smote:
+        smote = read_card(out).extra["smote"]
+        assert smote["n_synthetic"] > 0 and smote["measured_peak_bytes"] > 0
+
+
+def test_feature_cache_reused_and_invalidated(tiny_manifest, ws, tmp_path):
+    data = T.load_dataset(tiny_manifest)
+    calls: list[int] = []
+
+    def extractor(inputs, training=False):
+        calls.append(len(inputs))
+        return inputs.mean(axis=(1, 2))
+
+    store = T.feature_store_path(ws.cache, "fake", 32, "weights-a")
+    first, _ = T.cached_features(data.train, extractor, store, 32)
+    assert sum(calls) == len(data.train.paths)
+    calls.clear()
+    again, cache = T.cached_features(data.train, extractor, store, 32)
+    assert calls == [] and cache.hits == len(data.train.paths)
+    np.testing.assert_array_equal(first, again)
+
+    # A changed poster (new bytes) is recomputed, alone.
+    make_poster(Path(data.train.paths[0]), seed=999, size=(30, 45))
+    data = T.load_dataset(tiny_manifest)
+    changed, cache = T.cached_features(data.train, extractor, store, 32)
+    assert sum(calls) == 1 and cache.computed == 1
+    assert not np.array_equal(changed[0], first[0])
+    np.testing.assert_array_equal(changed[1:], first[1:])
+
+    # Other weights (or input size, or preprocessing version) mean another store.
+    other = T.feature_store_path(ws.cache, "fake", 32, "weights-b")
+    assert other != store and other != T.feature_store_path(ws.cache, "fake", 48, "weights-a")
+    calls.clear()
+    T.cached_features(data.train, extractor, other, 32)
+    assert sum(calls) == len(data.train.paths)
+
+
+def test_weights_sha_changes_with_weights():
+    import keras
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    before = T.weights_sha256(model)
+    assert T.weights_sha256(model) == before
+    model.layers[0].kernel.assign(np.ones((4, 2), np.float32))
+    assert T.weights_sha256(model) != before
+
+
+def test_smote_memory_bound_on_large_embeddings():
+    rng = np.random.default_rng(0)
+    n, dim, genres = 20_000, 256, 6
+    codes = rng.choice([1, 2, 3, 6, 12, 33, 48], size=n, p=[0.5, 0.2, 0.1, 0.1, 0.05, 0.03, 0.02])
+    labels = codes_to_labels(codes, genres)
+    features = rng.standard_normal((n, dim)).astype(np.float32)
+    budget = 64 * 2**20  # 64 MiB: forces the cap (uncapped it would want ~10k rows)
+    plan = plan_smote(label_codes(labels), dim, max_bytes=budget)
+    assert plan.capped and 0 < plan.bound_bytes <= budget
+    import imblearn.over_sampling  # noqa: F401  (import-time objects are not SMOTE's)
+
+    tracemalloc.start()
+    result = smote_multilabel(features, labels, max_bytes=budget)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(result.features) == plan.n_out
+    # Measured peak stays within the planned bound (+ 2 MiB of bookkeeping).
+    assert peak <= plan.bound_bytes + 2 * 2**20, (peak, plan.bound_bytes)
+    # Synthetic rows carry exactly one of the existing label sets.
+    assert set(label_codes(result.labels[n:]).tolist()) <= set(codes.tolist())
+    np.testing.assert_array_equal(result.labels[:n], labels)
+
+
+def test_smote_leaves_rare_label_sets_alone():
+    codes = np.array([1] * 30 + [2] * 8 + [4] * 3)
+    plan = plan_smote(codes, dim=8)
+    assert plan.targets[1] == 30 and plan.targets[2] == 15 and 4 in plan.skipped_rare
+
+
+def test_grid_resumes_without_redoing_finished_runs(tiny_manifest, ws, tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "GRID_OPTIMIZERS", (("adam", 1e-3), ("sgd", 1e-4)))
+    real = T.train_run
+    trained: list[str] = []
+
+    def interrupted(config, *args, **kwargs):
+        if len(trained) == 2:
+            raise KeyboardInterrupt
+        trained.append(config.run_id)
+        return real(config, *args, **kwargs)
+
+    monkeypatch.setattr(T, "train_run", interrupted)
+    out = tmp_path / "models"
+    base = replace(TINY, arch="mobilenet_v1")
+    with pytest.raises(KeyboardInterrupt):
+        T.run_grid(tiny_manifest, out, base, ws, archs=("mobilenet_v1",), progress=False)
+    assert len(trained) == 2
+    monkeypatch.setattr(T, "train_run", real)
+    result = T.run_grid(tiny_manifest, out, base, ws, archs=("mobilenet_v1",), progress=False)
+    assert sorted(result.redone) == sorted(set(result.runs) - set(trained))
+    assert len(result.runs) == 4 and len(result.redone) == 2
+    assert set(result.best) == {"mobilenet_v1", "mobilenet_v1_smote"}
+    for name in result.best:
+        assert read_card(out / name).extra["grid"]["selected_run"] == result.best[name]
+    again = T.run_grid(tiny_manifest, out, base, ws, archs=("mobilenet_v1",), progress=False)
+    assert again.redone == []
+
+
+def test_cli_missing_backbone_file_is_one_line(tmp_path):
+    from posterlite.cli import main
+
+    args = ["train", "--data", str(tmp_path / "m.csv"), "--model", "mobilenet_v1"]
+    args += ["--backbone-weights", str(tmp_path / "nope.weights.h5"), "--out", str(tmp_path)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1
+    assert result.output.strip().count("\n") == 0
+    assert "backbone weights file not found" in result.output
+
+
+@pytest.mark.shared
+def test_real_posters_pretrained_v1(shared_dir, tmp_path):
+    """40 real posters through the ImageNet V1 (imported from ../shared/pretrained)."""
+    import csv
+
+    root = shared_dir / "data" / "imdb-7k"
+    from posterlite.genres import default_scheme
+
+    scheme = default_scheme()
+    rows = []
+    with (root / "train.csv").open(encoding="utf-8") as handle:
+        for index, record in enumerate(csv.DictReader(handle)):
+            if index == 40:
+                break
+            genres = scheme.map_raw(g for g in scheme.names + ("x",) if record.get(g) == "1")
+            split = "val" if index % 3 == 0 else "train"
+            path = root / "Images" / f"{record['Id']}.jpg"
+            rows.append(
+                ManifestRow(str(path), genres or ("Other",), split, "imdb-7k", record["Id"])
+            )
+    manifest = tmp_path / "manifest.csv"
+    write_manifest(rows, manifest)
+    config = T.TrainConfig(arch="mobilenet_v1", epochs=2, batch_size=8)
+    out = tmp_path / "v1"
+    T.train_run(config, manifest, out, T.Workspace(cache=tmp_path / "cache"))
+    _check_run(out, "mobilenet_v1", 224)
+    assert "weights_file_sha256" in read_card(out).extra["backbone"]
