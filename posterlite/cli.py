@@ -205,7 +205,18 @@ def _echo_grid(result, out: Path) -> None:
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--input-size", type=int, default=None, help="Default: 224 MobileNets, 96 cnn.")
 @click.option("--backbone-weights", type=click.Path(path_type=Path), default=None)
-@click.option("--fine-tune", type=int, default=0, help="Unfreeze the top N backbone blocks.")
+@click.option(
+    "--fine-tune",
+    type=int,
+    default=0,
+    help="Then train the top N backbone blocks + head on cached activations at their input.",
+)
+@click.option(
+    "--fine-tune-lr", type=float, default=None, help="Fine-tune learning rate (default: lr/10)."
+)
+@click.option(
+    "--fine-tune-flip", is_flag=True, help="Fine-tune on mirrored train posters too (cached)."
+)
 @click.option(
     "--head-hidden",
     type=int,
@@ -230,6 +241,8 @@ def train(
     input_size: int | None,
     backbone_weights: Path | None,
     fine_tune: int,
+    fine_tune_lr: float | None,
+    fine_tune_flip: bool,
     head_hidden: int,
     seed: int,
     time_budget: float | None,
@@ -258,6 +271,8 @@ def train(
         input_size=input_size,
         backbone_weights=str(backbone_weights) if backbone_weights else None,
         fine_tune=fine_tune,
+        fine_tune_learning_rate=fine_tune_lr,
+        fine_tune_flip=fine_tune_flip,
         head_hidden=head_hidden,
         seed=seed,
         time_budget_s=time_budget,

@@ -10,7 +10,10 @@ How a run trains, by architecture:
   computed once per image and cached by content (sha256 of the file's bytes + the weights'
   sha256 + input size + PREPROCESS_VERSION). A head (Dropout + Dense(256, relu) + Dropout +
   Dense(6, sigmoid); the hidden layer won on validation) is trained on the cached features
-  in seconds. SMOTE runs on the same features.
+  in seconds. SMOTE runs on the same features. With `fine_tune=N`, the top N backbone
+  blocks (BN frozen) + that head are then trained on activations at the blocks' input
+  (V1, N=1: conv_pw_12_relu, 7x7x1024), computed once and cached as float16 memmapped .npy
+  keyed like the features plus the cut layer; an epoch only runs the top blocks.
 - cnn: a small depthwise-separable CNN trained from scratch on 96 px posters (decoded once
   into a cached uint8 array) with early stopping on validation. Its SMOTE twin freezes that
   CNN, oversamples its 160-d penultimate embeddings and retrains the head.
@@ -86,7 +89,10 @@ class TrainConfig:
     input_size: int | None = None  # None: 96 for cnn, 224 for the MobileNets
     backbone_weights: str | None = None  # explicit weights file; None: resolve_backbone_weights
     pretrained: bool = True  # False: random backbone (tests only)
-    fine_tune: int = 0  # top N backbone blocks unfrozen after the head (trains on images)
+    # Top N backbone blocks trained after the head, on cached activations at their input.
+    fine_tune: int = 0
+    fine_tune_learning_rate: float | None = None  # None: learning_rate / 10
+    fine_tune_flip: bool = False  # also cache mirrored train posters; pick one per epoch
     seed: int = 0
     # 256: Dropout + Dense(256, relu) + Dropout + Dense(6). Picked on validation (V1, Adam
     # 1e-3, imdb-7k split): mAP 0.592 vs 0.575 for Dropout + Dense(6) alone (hidden=0).
@@ -128,7 +134,11 @@ class TrainConfig:
 
     def key(self) -> str:
         """Content key of the configuration (grid resume: a changed config is redone)."""
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:16]
+        fields = asdict(self)
+        for name, default in (("fine_tune_learning_rate", None), ("fine_tune_flip", False)):
+            if fields[name] == default:
+                del fields[name]  # keys of runs from before these fields stay valid
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -673,44 +683,214 @@ def _train_mobilenet(ws: Workspace, data: Dataset, config: TrainConfig) -> Train
     model = assemble(backbone, head, config.size, config.name)
     extra.update(backbone=source, features=info)
     if config.fine_tune > 0:
-        history = _fine_tune(ws, data, model, backbone, config, history)
-        extra["fine_tuned_blocks"] = config.fine_tune
-        val_p = _predict_images(ws, data.val, model, config.size)
+        history, val_p, tuned_extra = _fine_tune(ws, data, backbone, head, config, history)
+        extra.update(tuned_extra)
     else:
         val_p = np.asarray(head.predict(val_x, verbose=0, batch_size=256), dtype=np.float64)
     return Trained(model, val_p, history, extra)
 
 
+def fine_tune_cut(backbone: Any, n: int) -> str:
+    """Name of the layer whose output feeds the top `n` blocks (the cached activation).
+
+    V1 with n=1: `conv_pw_12_relu` (7x7x1024); V2 with n=2: `block_15_add`. Weightless
+    padding in front of the first unfrozen layer is recomputed, not cached.
+    """
+    import keras
+
+    unfrozen = top_blocks(backbone, n)
+    if not unfrozen:
+        raise PosterliteError("fine-tune needs at least one block")
+    index = min(backbone.layers.index(layer) for layer in unfrozen) - 1
+    while index > 0 and isinstance(backbone.layers[index], keras.layers.ZeroPadding2D):
+        index -= 1
+    if index <= 0:
+        raise PosterliteError(f"cannot fine-tune {n} blocks: that is the whole backbone")
+    return backbone.layers[index].name
+
+
+def activation_store_path(
+    cache: Path,
+    arch: str,
+    size: int,
+    weights_sha: str,
+    cut: str,
+    keys: Sequence[str],
+    flipped: bool = False,
+) -> Path:
+    """One .npy per (data set, cut): keyed by image shas, weights, size, preprocessing, cut
+    (and mirroring)."""
+    mirror = "|flip" if flipped else ""
+    config = hashlib.sha256(
+        f"{arch}|{size}|{weights_sha}|{PREPROCESS_VERSION}|{cut}{mirror}".encode()
+    )
+    content = hashlib.sha256("\n".join(keys).encode())
+    tag = "-flip" if flipped else ""
+    name = f"{arch}-{size}px-{cut}{tag}-{config.hexdigest()[:16]}-{content.hexdigest()[:16]}.npy"
+    return cache / "activations" / name
+
+
+def cached_activations(
+    split: Split,
+    extractor: Any,
+    path: Path,
+    size: int,
+    progress: str | None = None,
+    flipped: bool = False,
+) -> tuple[np.ndarray, bool]:
+    """float16 activations at the cut, one row per poster, as a read-only memmap.
+
+    Computed once in batches straight into a memmap (RAM stays one batch), then renamed
+    into place; (array, computed_now).
+    """
+    if path.is_file():
+        try:
+            rows = np.load(path, mmap_mode="r")
+            if rows.shape[0] == len(split.keys):
+                return rows, False
+        except (OSError, ValueError):
+            pass  # a damaged file is recomputed
+    from tqdm import tqdm
+
+    shape = tuple(int(d) for d in extractor.output.shape[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, "w+", np.float16, (len(split.keys), *shape))
+        starts = range(0, len(split.keys), FEATURE_BATCH)
+        for start in tqdm(starts, desc=progress, disable=progress is None, leave=False):
+            paths = split.paths[start : start + FEATURE_BATCH]
+            inputs = pixels_to_input(decode_batch(paths, size), "float32")
+            if flipped:
+                inputs = np.ascontiguousarray(inputs[:, :, ::-1])  # mirrored left-right
+            out[start : start + len(paths)] = extractor.predict(inputs, batch_size=32, verbose=0)
+        out.flush()
+        del out
+    return np.load(path, mmap_mode="r"), True
+
+
+def activation_batches(
+    rows: np.ndarray,
+    labels: np.ndarray,
+    batch: int,
+    shuffle: bool,
+    seed: int,
+    flipped: np.ndarray | None = None,
+) -> Any:
+    """A Keras PyDataset over memmapped float16 rows: float32 batches, reshuffled per epoch.
+
+    With `flipped` (the mirrored posters' rows), each poster is drawn mirrored or not at
+    random (p = 0.5) in each epoch: flip augmentation at the cost of one epoch.
+    """
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(rows))
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return math.ceil(len(rows) / batch)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            index = np.sort(self.order[i * batch : (i + 1) * batch])  # sorted: sequential reads
+            x = np.asarray(rows[index], np.float32)
+            if flipped is not None:
+                mirror = self.mirror[index]
+                x[mirror] = flipped[index[mirror]]
+            return x, labels[index]
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.rng.shuffle(self.order)
+            self.mirror = self.rng.random(len(rows)) < 0.5
+
+    return Batches()
+
+
 def _fine_tune(
     ws: Workspace,
     data: Dataset,
-    model: Any,
     backbone: Any,
+    head: Any,
     config: TrainConfig,
     history: dict,
-) -> dict:
-    """Unfreeze the top N blocks (BN stays frozen, in inference mode) and train on images."""
-    backbone.trainable = True
-    unfrozen = {id(layer) for layer in top_blocks(backbone, config.fine_tune)}
+) -> tuple[dict, np.ndarray, dict]:
+    """Train the top N blocks + the trained head on cached activations at the cut.
+
+    The layers below the cut stay frozen, so their output is computed once per poster and
+    cached (float16, memmapped); each epoch then only runs the top blocks. Batch norm stays
+    frozen (inference mode, moving statistics). The blocks are the backbone's own layers,
+    so the full model (image -> backbone -> head) carries the tuned weights.
+    Returns (history, validation probabilities of the cached path, extra).
+    """
     import keras
 
+    weights = weights_sha256(backbone)  # before training: the key of the frozen part
+    cut = fine_tune_cut(backbone, config.fine_tune)
+    unfrozen = {id(layer) for layer in top_blocks(backbone, config.fine_tune)}
+    extractor = keras.Model(backbone.input, backbone.get_layer(cut).output, name="below_cut")
+    acts = {}
+    computed = 0
+    for name, split in (("train", data.train), ("val", data.val)):
+        path = activation_store_path(ws.cache, config.arch, config.size, weights, cut, split.keys)
+        acts[name], fresh = cached_activations(
+            split, extractor, path, config.size, f"{config.arch} {cut} {name}"
+        )
+        computed += len(split.keys) if fresh else 0
+    flipped = None
+    if config.fine_tune_flip:
+        path = activation_store_path(
+            ws.cache, config.arch, config.size, weights, cut, data.train.keys, flipped=True
+        )
+        flipped, fresh = cached_activations(
+            data.train, extractor, path, config.size, f"{config.arch} {cut} train mirrored", True
+        )
+        computed += len(data.train.keys) if fresh else 0
+    del extractor
+    top = keras.Model(backbone.get_layer(cut).output, backbone.output, name="top_blocks")
+    backbone.trainable = True
     for layer in backbone.layers:
         frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
         layer.trainable = id(layer) in unfrozen and not frozen_bn
-    train_px = cached_pixels(data.train, config.size, ws.cache, "decode train")
-    val_px = cached_pixels(data.val, config.size, ws.cache, "decode val")
-    # A tenth of the head's rate: the pretrained filters should move, not be overwritten.
-    compile_for_training(model, config, data.train.labels, config.learning_rate / 10)
+    inputs = keras.Input(acts["train"].shape[1:], name="activation")
+    trainer = keras.Model(inputs, head(top(inputs, training=False)), name="fine_tune")
+    lr = config.fine_tune_learning_rate or config.learning_rate / 10
+    compile_for_training(trainer, config, data.train.labels, lr)
     tuned = _fit(
-        model,
-        image_dataset(train_px, data.train.labels, config.batch_size, True, config.seed),
+        trainer,
+        activation_batches(
+            acts["train"], data.train.labels, config.batch_size, True, config.seed, flipped
+        ),
         None,
-        image_dataset(val_px, data.val.labels, config.batch_size, False, config.seed),
+        activation_batches(acts["val"], data.val.labels, 128, False, 0),
         config,
         config.epochs,
         None,
     )
-    return {**{k: v for k, v in history.items()}, **{f"fine_tune_{k}": v for k, v in tuned.items()}}
+    trainable = int(sum(int(np.prod(w.shape)) for w in trainer.trainable_weights))
+    backbone.trainable = False
+    val_p = trainer.predict(
+        activation_batches(acts["val"], data.val.labels, 128, False, 0), verbose=0
+    )
+    extra = {
+        "fine_tuned_blocks": config.fine_tune,
+        "fine_tune": {
+            "cut_layer": cut,
+            "learning_rate": lr,
+            "trainable_params": trainable,
+            "activation_shape": list(acts["train"].shape[1:]),
+            "activation_dtype": "float16",
+            "activations_computed": computed,
+            "activation_stores": [str(Path(a.filename)) for a in acts.values()],
+            "flip_augmentation": flipped is not None,
+            "bn": "frozen (inference mode, moving statistics)",
+            "head": "initialised from the head trained on pooled features",
+        },
+    }
+    merged = {**history, **{f"fine_tune_{k}": v for k, v in tuned.items()}}
+    return merged, np.asarray(val_p, dtype=np.float64), extra
 
 
 def _predict_images(ws: Workspace, split: Split, model: Any, size: int) -> np.ndarray:

@@ -98,10 +98,19 @@ def test_run_writes_every_artifact(config, tiny_manifest, ws, tmp_path):
     _check_run(out, config.arch, 32)
     assert result.params > 0 and 0 <= result.val_map <= 1
     if config.fine_tune:
-        assert read_card(out).extra["fine_tuned_blocks"] == 2
+        extra = read_card(out).extra
+        assert extra["fine_tuned_blocks"] == 2
         assert any(
             k.startswith("fine_tune_") for k in json.loads((out / "history.json").read_text())
         )
+        # Cached path: V2's top 2 blocks (block_16 + Conv_1) train on block_15_add outputs,
+        # stored once as float16; the blocks' weights train, not just the head.
+        tuned = extra["fine_tune"]
+        assert tuned["cut_layer"] == "block_15_add" and tuned["activations_computed"] == 40
+        assert tuned["trainable_params"] > 1280 * 8 + 8 * 6 + 14
+        data = T.load_dataset(tiny_manifest)
+        rows, fresh = T.cached_activations(data.val, None, Path(tuned["activation_stores"][1]), 32)
+        assert not fresh and rows.dtype == np.float16 and rows.shape == (10, 1, 1, 160)
     if config.smote:
         smote = read_card(out).extra["smote"]
         assert smote["n_synthetic"] > 0 and smote["measured_peak_bytes"] > 0
