@@ -128,7 +128,8 @@ def load_poster(source: str | Path | bytes, size: int = DEFAULT_SIZE) -> np.ndar
     """
     image, name = _open(source)
     try:
-        image = ImageOps.exif_transpose(image) or image
+        # in place: without an orientation tag the copying variant still copies the image.
+        ImageOps.exif_transpose(image, in_place=True)
         rgb = to_rgb(image)
         resized = rgb.resize((size, size), RESIZE_FILTER)
     except PosterDecodeError:

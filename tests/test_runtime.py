@@ -1,0 +1,245 @@
+"""runtime + predict: inputs per dtype, files with a corrupt poster, CLI output, no TensorFlow."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_poster
+from tiny_models import SIZE, THRESHOLDS, make_run
+
+from posterlite.cli import main
+from posterlite.errors import PosterliteError
+from posterlite.genres import DEFAULT_GENRES
+from posterlite.preprocess import load_poster, pixels_to_input
+from posterlite.runtime import PosterModel, load_interpreter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    from posterlite.convert import convert_model
+
+    root = tmp_path_factory.mktemp("runtime")
+    run = make_run(root)
+    out = root / "out"
+    convert_model(
+        run, formats=("fp32", "int8"), out_dir=out, calibration=root / "posters", max_drop=1.0
+    )
+    return {"fp32": out / "tiny.fp32.tflite", "int8": out / "tiny.int8.tflite", "root": root}
+
+
+@pytest.fixture
+def posters(tmp_path: Path) -> Path:
+    folder = tmp_path / "posters"
+    for index in range(3):
+        make_poster(folder / f"ok{index}.jpg", 40 + index)
+    make_poster(folder / "sub" / "deep.png", 50)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated jpeg")
+    (folder / "notes.txt").write_text("not a poster")
+    return folder
+
+
+def test_model_reads_its_metadata(models) -> None:
+    model = PosterModel.load(models["int8"])
+    assert model.genres == DEFAULT_GENRES and model.metadata_source == "metadata"
+    assert np.allclose(model.thresholds, THRESHOLDS)
+    assert model.input_size == SIZE and (model.name, model.version) == ("tiny", "7")
+
+
+def test_prepare_float_and_quantized(models) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, (2, SIZE, SIZE, 3), dtype=np.uint8)
+    float_model = PosterModel.load(models["fp32"])
+    prepared = float_model.prepare(pixels)
+    assert prepared.dtype == np.float32
+    assert np.array_equal(prepared, pixels_to_input(pixels, "float32"))
+    int8 = PosterModel.load(models["int8"])
+    scale, zero_point = int8.input_quant
+    real = pixels_to_input(pixels).astype(np.float64) / scale + zero_point
+    assert int8.prepare(pixels).dtype == np.uint8
+    nearest = np.abs(int8.prepare(pixels) - np.clip(real, 0, 255))
+    assert nearest.max() <= 0.5 + 1e-6
+    # The usual calibrated input (scale 2/255 stored as float32) puts every pixel on a half
+    # step; ties go away from zero like TFLite's Quantize: zero point 127 -> the pixel
+    # itself, 128 -> one step up (saturating). Not a blind pass-through of pixels.
+    levels = np.arange(256, dtype=np.uint8).reshape(1, 16, 16, 1).repeat(3, axis=3)
+    for zero_point, expected in ((127, np.arange(256)), (128, np.minimum(np.arange(256) + 1, 255))):
+        int8.input_quant = (float(np.float32(1 / 127.5)), zero_point)
+        int8.input_size = 16
+        int8.configure_input()
+        assert np.array_equal(int8.prepare(levels)[0, :, :, 0].ravel(), expected)
+
+
+def test_predict_pixels_float_vs_int8_and_batching(models) -> None:
+    pixels = np.stack(
+        [load_poster(make_poster(models["root"] / f"x{i}.jpg", i), SIZE) for i in range(5)]
+    )
+    float_model = PosterModel.load(models["fp32"])
+    int8 = PosterModel.load(models["int8"])
+    single = float_model.predict_pixels(pixels)
+    assert single.shape == (5, len(DEFAULT_GENRES)) and single.dtype == np.float32
+    assert np.abs(int8.predict_pixels(pixels) - single).max() < 0.05
+    float_model.batch_size = 3  # 5 = 3 + 2 padded
+    assert np.allclose(float_model.predict_pixels(pixels), single, atol=1e-6)
+
+
+def test_predict_files_skips_undecodable(models, posters: Path) -> None:
+    model = PosterModel.load(models["int8"])
+    paths = [posters / "ok0.jpg", posters / "broken.jpg", posters / "ok1.jpg"]
+    results = model.predict_files(paths, workers=2)
+    assert [Path(r.path).name for r in results] == ["ok0.jpg", "broken.jpg", "ok1.jpg"]
+    assert [r.ok for r in results] == [True, False, True]
+    assert results[1].error in {"truncated", "undecodable", "not an image"}
+    assert set(results[0].confidences()) == set(DEFAULT_GENRES)
+
+
+def test_load_interpreter_errors(tmp_path: Path) -> None:
+    with pytest.raises(PosterliteError, match="not found"):
+        load_interpreter(tmp_path / "absent.tflite")
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(os.urandom(2000))
+    with pytest.raises(PosterliteError, match="not a usable TFLite model") as info:
+        load_interpreter(junk)
+    assert "\n" not in str(info.value)
+
+
+def _predict(*args: str):
+    return CliRunner().invoke(main, ["predict", *args])
+
+
+def test_cli_text_dirs_and_corrupt(models, posters: Path) -> None:
+    result = _predict(str(models["fp32"]), str(posters))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.count("Predicted classes: [") == 4  # 3 jpg + sub/deep.png
+    assert "deep.png" in result.stdout and "notes.txt" not in result.stdout
+    assert "broken.jpg" in result.stderr and "skipped" in result.stderr
+    block = result.stdout.split("\n\n")[0].splitlines()
+    assert block[1].startswith("Predicted classes: ")
+    assert [line.split()[0] for line in block[2:]] == list(DEFAULT_GENRES)
+
+
+def test_cli_json_csv_glob_and_tuned(models, posters: Path) -> None:
+    result = _predict(str(models["int8"]), str(posters / "ok*.jpg"), "--json", "--threshold", "0")
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert len(payload["predictions"]) == 3 and payload["genres"] == list(DEFAULT_GENRES)
+    assert all(p["predicted"] == list(DEFAULT_GENRES) for p in payload["predictions"])
+    tuned = json.loads(
+        _predict(
+            str(models["int8"]), str(posters / "ok0.jpg"), "--json", "--tuned-thresholds"
+        ).stdout
+    )
+    assert tuned["thresholds"] == pytest.approx(THRESHOLDS)
+    probabilities = tuned["predictions"][0]["probabilities"]
+    expected = [g for g, t in zip(DEFAULT_GENRES, THRESHOLDS, strict=True) if probabilities[g] >= t]
+    assert tuned["predictions"][0]["predicted"] == expected
+    table = _predict(
+        str(models["fp32"]), str(posters / "ok0.jpg"), str(posters / "broken.jpg"), "--csv"
+    )
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert table.exit_code == 0 and len(rows) == 1 and set(DEFAULT_GENRES) <= set(rows[0])
+
+
+def test_cli_nothing_predictable_exits_1(models, posters: Path) -> None:
+    result = _predict(str(models["fp32"]), str(posters / "broken.jpg"), str(posters / "absent.jpg"))
+    assert result.exit_code == 1
+    assert "absent.jpg" in result.stderr and result.stderr.strip().splitlines()[-1].startswith(
+        "error:"
+    )
+
+
+GUARD = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    BLOCKED = {"tensorflow", "keras", "sklearn", "tf_keras", "jax", "torch"}
+
+    class _Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                # Logged too, so an import attempt that some library swallows still shows.
+                with open(os.environ["GUARD_LOG"], "a") as log:
+                    log.write(name + "\\n")
+                raise ImportError(f"import guard: {name} is not allowed on the runtime install")
+            return None
+
+    sys.meta_path.insert(0, _Block())
+    """
+)
+
+
+def test_predict_and_info_run_without_tensorflow(models, posters: Path, tmp_path: Path) -> None:
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(GUARD)
+    log = tmp_path / "blocked.log"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(guard), str(REPO)]),
+        "GUARD_LOG": str(log),
+    }
+    check = [sys.executable, "-c", "import tensorflow"]
+    assert subprocess.run(check, env=env, capture_output=True).returncode != 0
+    log.unlink()
+    for args in (
+        ["predict", str(models["int8"]), str(posters), "--json"],
+        ["info", str(models["int8"])],
+    ):
+        done = subprocess.run(
+            [sys.executable, "-m", "posterlite.cli", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        assert "import guard" not in done.stderr
+    code = (
+        "import posterlite.runtime, posterlite.metadata, posterlite.preprocess, posterlite.genres"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert not log.exists(), f"blocked imports attempted: {log.read_text()}"
+
+
+@pytest.mark.slow
+def test_runtime_only_install(models, posters: Path, tmp_path: Path) -> None:
+    """A fresh venv with `pip install .[runtime]` only predicts and shows info."""
+    venv = tmp_path / "venv"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "-q", f"{REPO}[runtime]"],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        pytest.skip(f"cannot install posterlite[runtime]: {exc}")
+    python = str(venv / "bin" / "python")
+    for blocked in ("tensorflow", "keras", "sklearn"):
+        probe = subprocess.run([python, "-c", f"import {blocked}"], capture_output=True)
+        assert probe.returncode != 0, f"{blocked} came with the runtime install"
+    cli = str(venv / "bin" / "posterlite")
+    done = subprocess.run(
+        [cli, "predict", str(models["int8"]), str(posters), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(json.loads(done.stdout)["predictions"]) == 4
+    info = subprocess.run([cli, "info", str(models["int8"])], capture_output=True, text=True)
+    assert info.returncode == 0 and "labels from: metadata" in info.stdout
