@@ -69,8 +69,10 @@ def data_scan(path: Path, fmt: str | None, as_json: bool) -> None:
 @data.command("split")
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Manifest CSV.")
-@click.option("--val-fraction", default=0.3, show_default=True, type=float)
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option(
+    "--val-fraction", default=0.3, show_default=True, type=float, help="Share of films in val."
+)
+@click.option("--seed", default=0, show_default=True, type=int, help="Split/reduction seed.")
 @click.option("--per-genre", type=int, default=None, help="At most N posters per genre.")
 @click.option("--format", "fmt", metavar=_DATA_FORMATS, help="Force a layout for every source.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -101,8 +103,8 @@ def data_split(
 @data.command("download")
 @click.argument("csv_file", metavar="CSV", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Poster folder.")
-@click.option("--workers", default=8, show_default=True, type=int)
-@click.option("--retries", default=3, show_default=True, type=int)
+@click.option("--workers", default=8, show_default=True, type=int, help="Parallel downloads.")
+@click.option("--retries", default=3, show_default=True, type=int, help="Retries per URL.")
 @click.option("--timeout", default=20.0, show_default=True, type=float, help="Seconds.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def data_download(
@@ -146,8 +148,16 @@ def backbone() -> None:
     default=None,
     help="Verify on the first posters of this folder (default: synthetic images).",
 )
-@click.option("--verify-count", type=click.IntRange(0), default=4, show_default=True)
-@click.option("--threads", type=click.IntRange(1), default=1, show_default=True)
+@click.option(
+    "--verify-count",
+    type=click.IntRange(0),
+    default=4,
+    show_default=True,
+    help="Posters run through both models to check the import (0: skip).",
+)
+@click.option(
+    "--threads", type=click.IntRange(1), default=1, show_default=True, help="CPU threads."
+)
 def backbone_import(
     model: Path, arch: str, out: Path, verify_dir: Path | None, verify_count: int, threads: int
 ) -> None:
@@ -196,15 +206,38 @@ def _echo_grid(result, out: Path) -> None:
 
 
 @main.group(cls=_Group, invoke_without_command=True)
-@click.option("--data", "manifest", type=click.Path(path_type=Path, dir_okay=False))
-@click.option("--model", "arch", type=click.Choice(_TRAIN_ARCHS), default="mobilenet_v1")
+@click.option(
+    "--data",
+    "manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Manifest CSV from `data split`.",
+)
+@click.option(
+    "--model",
+    "arch",
+    type=click.Choice(_TRAIN_ARCHS),
+    default="mobilenet_v1",
+    show_default=True,
+    help="Architecture.",
+)
 @click.option("--smote", is_flag=True, help="SMOTE (label powerset) on frozen embeddings.")
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--epochs", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adam", "sgd"]),
+    default="adam",
+    show_default=True,
+    help="SGD uses momentum 0.9.",
+)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
+@click.option("--epochs", type=int, default=50, show_default=True, help="Max epochs (early stop).")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Batch size.")
 @click.option("--input-size", type=int, default=None, help="Default: 224 MobileNets, 96 cnn.")
-@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--backbone-weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keras .weights.h5 or Google .tflite MobileNet (else POSTERLITE_PRETRAINED, ../shared).",
+)
 @click.option(
     "--fine-tune",
     type=int,
@@ -224,10 +257,12 @@ def _echo_grid(result, out: Path) -> None:
     show_default=True,
     help="Hidden units in the head (0: none).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (repeatable runs).")
 @click.option("--time-budget", type=float, default=None, help="Max seconds per fit (best kept).")
 @click.option("--grid", "grid_mode", is_flag=True, help="Run the paper's grid (= `train grid`).")
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "--out", type=click.Path(path_type=Path, file_okay=False), help="Run folder to write."
+)
 @click.pass_context
 def train(
     ctx: click.Context,
@@ -289,13 +324,32 @@ def train(
 
 
 @train.command("grid")
-@click.option("--data", "manifest", type=click.Path(path_type=Path, dir_okay=False), required=True)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), default=Path("models"))
-@click.option("--epochs", type=int, default=50, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--backbone-weights", type=click.Path(path_type=Path), default=None)
-@click.option("--head-hidden", type=int, default=256, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--data",
+    "manifest",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Manifest CSV from `data split`.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("models"),
+    show_default=True,
+    help="Where the best run of each of the six is written.",
+)
+@click.option("--epochs", type=int, default=50, show_default=True, help="Max epochs per run.")
+@click.option("--batch-size", type=int, default=32, show_default=True, help="Batch size.")
+@click.option(
+    "--backbone-weights",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Keras .weights.h5 or Google .tflite MobileNet (else POSTERLITE_PRETRAINED, ../shared).",
+)
+@click.option(
+    "--head-hidden", type=int, default=256, show_default=True, help="Hidden units (0: none)."
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed (repeatable runs).")
 @click.option(
     "--time-budget",
     type=float,
@@ -303,7 +357,13 @@ def train(
     show_default=True,
     help="Max seconds per fit; the best epoch so far is kept.",
 )
-@click.option("--model", "archs", type=click.Choice(_TRAIN_ARCHS), multiple=True)
+@click.option(
+    "--model",
+    "archs",
+    type=click.Choice(_TRAIN_ARCHS),
+    multiple=True,
+    help="Only these architectures (repeatable; default: all three).",
+)
 def train_grid(
     manifest: Path,
     out: Path,
@@ -340,9 +400,21 @@ def calibration() -> None:
 
 @calibration.command("build")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
-@click.option("--n", "count", type=click.IntRange(min=1), default=200, show_default=True)
-@click.option("--out", type=click.Path(path_type=Path, file_okay=False), required=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--n",
+    "count",
+    type=click.IntRange(min=1),
+    default=200,
+    show_default=True,
+    help="Posters to draw.",
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the set (replaced whole).",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option(
     "--exclude",
     type=click.Path(exists=True, path_type=Path),
@@ -440,7 +512,13 @@ def convert(
 @click.option("--tuned-thresholds", is_flag=True, help="Use the per-genre thresholds in the model.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document for the batch.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per poster.")
-@click.option("--threads", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Interpreter threads.",
+)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Decode threads.")
 def predict(
     model: Path,
@@ -538,7 +616,13 @@ def info(model: Path, as_json: bool) -> None:
     default=None,
     help="Write a latency-vs-mAP scatter (PNG) here.",
 )
-@click.option("--target", type=click.Choice(["cpu", "android"]), default="cpu", show_default=True)
+@click.option(
+    "--target",
+    type=click.Choice(["cpu", "android"]),
+    default="cpu",
+    show_default=True,
+    help="Host CPU (LiteRT) or an Android device through adb.",
+)
 @click.option("--serial", default=None, help="adb serial (android; default: the only device).")
 @click.option(
     "--benchmark-binary",
