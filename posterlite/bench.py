@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_path, atomic_write_text
+from posterlite.fileio import atomic_path, atomic_write_text, jsonable, library_versions
 from posterlite.genres import CATCH_ALL, GenreScheme, default_scheme
 from posterlite.metrics import DEFAULT_THRESHOLD, MultiLabelReport, evaluate
 from posterlite.preprocess import DEFAULT_SIZE, PosterDecodeError, load_poster, pixels_to_input
@@ -662,28 +662,6 @@ def hardware_info() -> dict[str, Any]:
     }
 
 
-def library_versions() -> dict[str, str]:
-    from importlib import metadata
-
-    versions = {}
-    for dist in (
-        "posterlite",
-        "ai-edge-litert",
-        "tflite-runtime",
-        "tensorflow",
-        "keras",
-        "numpy",
-        "pillow",
-        "scikit-learn",
-        "matplotlib",
-    ):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
 # ---------------------------------------------------------------------------- output
 def _fmt(value: float | None, digits: int = 2) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -733,21 +711,6 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, Paths -> str, tuples -> lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_clean(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        return _clean(value.item())
-    return value
-
-
 def report_json(report: BenchReport) -> str:
     body = {
         "schema": SCHEMA,
@@ -760,7 +723,7 @@ def report_json(report: BenchReport) -> str:
         "memory_method": MEMORY_METHOD,
         "rows": [asdict(row) for row in report.rows],
     }
-    return json.dumps(_clean(body), indent=2, allow_nan=False) + "\n"
+    return json.dumps(jsonable(body), indent=2, allow_nan=False) + "\n"
 
 
 def write_json(report: BenchReport, out: Path) -> None:

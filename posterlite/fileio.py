@@ -1,13 +1,19 @@
-"""Atomic writes: every file posterlite produces appears whole or not at all."""
+"""Atomic writes (every file posterlite produces appears whole or not at all), strict JSON
+and the library-version record that reports and cards carry."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import math
 import os
+import platform
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -45,3 +51,45 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Strict-JSON form: NaN/inf -> None, numpy scalars -> Python, Paths -> str, tuples -> lists."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+LIBRARIES = (
+    "posterlite",
+    "ai-edge-litert",
+    "tflite-runtime",
+    "tensorflow",
+    "keras",
+    "numpy",
+    "pillow",
+    "scikit-learn",
+    "imbalanced-learn",
+    "matplotlib",
+)
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries whose behaviour a figure depends on."""
+    from importlib import metadata
+
+    versions = {"python": platform.python_version()}
+    for dist in LIBRARIES:
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions

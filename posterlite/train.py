@@ -34,7 +34,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import re
 import resource
 import shutil
@@ -48,7 +47,13 @@ import numpy as np
 
 from posterlite.card import CARD_NAME, MODEL_NAME, ModelCard, read_card, write_card
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_path, atomic_write_text, sha256_file
+from posterlite.fileio import (
+    atomic_path,
+    atomic_write_text,
+    jsonable,
+    library_versions,
+    sha256_file,
+)
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.manifest import ManifestRow, manifest_sha256, read_manifest
 from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
@@ -189,35 +194,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def library_versions() -> dict[str, str]:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for dist in ("tensorflow", "keras", "numpy", "scikit-learn", "imbalanced-learn", "pillow"):
-        try:
-            versions[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            versions[dist] = "absent"
-    return versions
-
-
-def _jsonable(value: Any) -> Any:
-    """NaN/inf to None, numpy scalars to Python, Paths to str: strict JSON out."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(_jsonable(payload), indent=2, sort_keys=True) + "\n")
+    atomic_write_text(path, json.dumps(jsonable(payload), indent=2, sort_keys=True) + "\n")
 
 
 # --- data ---------------------------------------------------------------------------
@@ -1032,7 +1010,7 @@ def train_run(
         peak_rss_mb=round(peak_rss_mb(), 1),
         library_versions=library_versions(),
         validation=_summary(report, tuned),
-        extra=_jsonable(
+        extra=jsonable(
             {
                 **trained.extra,
                 "run_id": config.run_id,
@@ -1083,7 +1061,7 @@ def _consistency_check(
 
 
 def _summary(report: Any, tuned: Any) -> dict:
-    return _jsonable(
+    return jsonable(
         {
             "n_samples": report.n_samples,
             "mAP": report.mean_average_precision,
@@ -1248,7 +1226,7 @@ def run_grid(
         if config.arch == "cnn" and config.smote:
             trunk = grid_dir / replace(config, smote=False).run_id / MODEL_NAME
         result = train_run(config, manifest, run_dir, ws, trunk_model=trunk)
-        state["runs"][config.run_id] = _jsonable(
+        state["runs"][config.run_id] = jsonable(
             {
                 "name": config.name,
                 "config_key": config.key(),
