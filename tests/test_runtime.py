@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_poster
-from tiny_models import SIZE, THRESHOLDS, make_run
+from tiny_models import SIZE, THRESHOLDS, convert_tiny_run
 
 from posterlite.cli import main
 from posterlite.errors import PosterliteError
@@ -28,15 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from posterlite.convert import convert_model
-
-    root = tmp_path_factory.mktemp("runtime")
-    run = make_run(root)
-    out = root / "out"
-    convert_model(
-        run, formats=("fp32", "int8"), out_dir=out, calibration=root / "posters", max_drop=1.0
-    )
-    return {"fp32": out / "tiny.fp32.tflite", "int8": out / "tiny.int8.tflite", "root": root}
+    return convert_tiny_run(tmp_path_factory.mktemp("runtime"))
 
 
 @pytest.fixture

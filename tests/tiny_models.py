@@ -62,3 +62,15 @@ def make_run(root: Path, name: str = "tiny", posters: int = 24) -> Path:
         run,
     )
     return run
+
+
+def convert_tiny_run(root: Path) -> dict[str, Path]:
+    """A tiny trained run converted to fp32 and int8 (gate off), calibrated on its posters."""
+    from posterlite.convert import convert_model
+
+    run = make_run(root)
+    out = root / "out"
+    convert_model(
+        run, formats=("fp32", "int8"), out_dir=out, calibration=root / "posters", max_drop=1.0
+    )
+    return {"fp32": out / "tiny.fp32.tflite", "int8": out / "tiny.int8.tflite", "root": root}
