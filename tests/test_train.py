@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import make_poster
 
 from posterlite import train as T
+from posterlite.train import grid
 from posterlite.card import read_card
 from posterlite.manifest import ManifestRow, write_manifest
 from posterlite.smote import codes_to_labels, label_codes, plan_smote, smote_multilabel
@@ -188,8 +189,8 @@ def test_smote_leaves_rare_label_sets_alone():
 
 
 def test_grid_resumes_without_redoing_finished_runs(tiny_manifest, ws, tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "GRID_OPTIMIZERS", (("adam", 1e-3), ("sgd", 1e-4)))
-    real = T.train_run
+    monkeypatch.setattr(grid, "GRID_OPTIMIZERS", (("adam", 1e-3), ("sgd", 1e-4)))
+    real = grid.train_run
     trained: list[str] = []
 
     def interrupted(config, *args, **kwargs):
@@ -198,13 +199,13 @@ def test_grid_resumes_without_redoing_finished_runs(tiny_manifest, ws, tmp_path,
         trained.append(config.run_id)
         return real(config, *args, **kwargs)
 
-    monkeypatch.setattr(T, "train_run", interrupted)
+    monkeypatch.setattr(grid, "train_run", interrupted)
     out = tmp_path / "models"
     base = replace(TINY, arch="mobilenet_v1")
     with pytest.raises(KeyboardInterrupt):
         T.run_grid(tiny_manifest, out, base, ws, archs=("mobilenet_v1",), progress=False)
     assert len(trained) == 2
-    monkeypatch.setattr(T, "train_run", real)
+    monkeypatch.setattr(grid, "train_run", real)
     result = T.run_grid(tiny_manifest, out, base, ws, archs=("mobilenet_v1",), progress=False)
     assert sorted(result.redone) == sorted(set(result.runs) - set(trained))
     assert len(result.runs) == 4 and len(result.redone) == 2

@@ -1,0 +1,325 @@
+"""Training data and its caches: the manifest's splits keyed by poster content, the
+content-keyed array store (decoded pixels, frozen-backbone features), cached activations at
+a fine-tune cut (float16 memmaps), and the tf.data / PyDataset pipelines over them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posterlite.errors import PosterliteError
+from posterlite.fileio import (
+    atomic_path,
+    sha256_file,
+)
+from posterlite.genres import GenreScheme, default_scheme
+from posterlite.manifest import ManifestRow, manifest_sha256, read_manifest
+from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
+from posterlite.train.config import FEATURE_BATCH, PREPROCESS_VERSION, cache_root
+
+
+@dataclass
+class Split:
+    paths: list[str]
+    keys: list[str]  # sha256 of each poster file's bytes: the cache key
+    labels: np.ndarray  # (n, genres) float32 multi-hot
+
+
+@dataclass
+class Dataset:
+    train: Split
+    val: Split
+    genres: tuple[str, ...]
+    manifest: Path
+    manifest_sha256: str
+    skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+
+
+def load_dataset(manifest: Path, scheme: GenreScheme | None = None) -> Dataset:
+    """Train/val splits of a manifest, each poster keyed by the sha256 of its bytes.
+
+    Missing or unreadable files are skipped and listed (they cannot be trained on); a
+    manifest without a train or val split is an error.
+    """
+    scheme = scheme or default_scheme()
+    rows = read_manifest(manifest)
+    splits: dict[str, list[tuple[ManifestRow, str]]] = {"train": [], "val": []}
+    skipped: dict[str, str] = {}
+    for row in rows:
+        if row.split not in splits:
+            continue  # a test split is never used for training or tuning
+        try:
+            key = sha256_file(Path(row.path))
+        except OSError as exc:
+            skipped[row.path] = f"unreadable ({exc.__class__.__name__})"
+            continue
+        splits[row.split].append((row, key))
+    for name, members in splits.items():
+        if not members:
+            raise PosterliteError(f"{manifest}: no readable posters in the {name!r} split")
+
+    def to_split(members: list[tuple[ManifestRow, str]]) -> Split:
+        labels = np.stack([scheme.to_multi_hot(row.genres) for row, _ in members])
+        return Split([row.path for row, _ in members], [key for _, key in members], labels)
+
+    return Dataset(
+        train=to_split(splits["train"]),
+        val=to_split(splits["val"]),
+        genres=scheme.names,
+        manifest=Path(manifest),
+        manifest_sha256=manifest_sha256(manifest),
+        skipped=skipped,
+    )
+
+
+class ArrayStore:
+    """A content-keyed array cache on disk: one row per key, in one .npz file.
+
+    Rows are looked up by key (sha256 of a poster's bytes); only missing keys are computed,
+    then the store is rewritten atomically. The file name carries everything else the rows
+    depend on (input size, weights, preprocessing version), so a change there starts a
+    new store instead of reusing stale rows.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._keys: list[str] = []
+        self._rows: np.ndarray | None = None
+        if self.path.is_file():
+            try:
+                with np.load(self.path, allow_pickle=False) as data:
+                    self._keys = [str(k) for k in data["keys"]]
+                    self._rows = data["rows"]
+            except (OSError, ValueError, KeyError):
+                self._keys, self._rows = [], None  # a corrupt cache is just recomputed
+        self._index = {k: i for i, k in enumerate(self._keys)}
+        self.hits = 0
+        self.computed = 0
+
+    def get(
+        self,
+        keys: Sequence[str],
+        sources: Sequence[str],
+        compute: Callable[[list[str]], np.ndarray],
+        batch: int = FEATURE_BATCH,
+        progress: str | None = None,
+    ) -> np.ndarray:
+        """Rows for `keys`; the missing ones come from `compute(paths)` in batches."""
+        missing = [(k, s) for k, s in dict(zip(keys, sources, strict=True)).items()]
+        missing = [(k, s) for k, s in missing if k not in self._index]
+        self.hits = len(keys) - len(missing)
+        self.computed = len(missing)
+        if missing:
+            from tqdm import tqdm
+
+            chunks = []
+            starts = range(0, len(missing), batch)
+            for start in tqdm(starts, desc=progress, disable=progress is None, leave=False):
+                chunks.append(compute([s for _, s in missing[start : start + batch]]))
+            new_rows = np.concatenate(chunks)
+            rows = new_rows if self._rows is None else np.concatenate([self._rows, new_rows])
+            new_keys = self._keys + [k for k, _ in missing]
+            self._save(new_keys, rows)
+            self._keys, self._rows = new_keys, rows
+            self._index = {k: i for i, k in enumerate(self._keys)}
+        assert self._rows is not None
+        return self._rows[[self._index[k] for k in keys]]
+
+    def _save(self, keys: list[str], rows: np.ndarray) -> None:
+        with atomic_path(self.path) as tmp:
+            with tmp.open("wb") as handle:
+                np.savez(handle, keys=np.array(keys), rows=rows)
+
+
+def decode_batch(paths: Sequence[str], size: int) -> np.ndarray:
+    """uint8 (n, size, size, 3) through the one preprocessing path."""
+    try:
+        return np.stack([load_poster(p, size) for p in paths])
+    except PosterDecodeError as exc:
+        raise PosterliteError(f"cannot train on {exc}") from exc
+
+
+def cached_pixels(split: Split, size: int, cache: Path, progress: str | None = None) -> np.ndarray:
+    """Decoded posters (uint8) at `size`, decoded once and cached by file content."""
+    tag = hashlib.sha256(PREPROCESS_VERSION.encode()).hexdigest()[:12]
+    store = ArrayStore(cache / "pixels" / f"{size}px-{tag}.npz")
+    return store.get(
+        split.keys, split.paths, lambda paths: decode_batch(paths, size), 256, progress
+    )
+
+
+def weights_sha256(model: Any) -> str:
+    """sha256 over a model's weight arrays (covers weight files and random inits alike)."""
+    digest = hashlib.sha256()
+    for weight in model.weights:
+        array = np.ascontiguousarray(weight.numpy())
+        digest.update(f"{weight.path}:{array.shape}:{array.dtype}".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def feature_store_path(cache: Path, arch: str, size: int, weights_sha: str) -> Path:
+    key = hashlib.sha256(f"{arch}|{size}|{weights_sha}|{PREPROCESS_VERSION}".encode())
+    return cache / "features" / f"{arch}-{size}px-{key.hexdigest()[:20]}.npz"
+
+
+def cached_features(
+    split: Split,
+    extractor: Any,
+    store_path: Path,
+    size: int,
+    progress: str | None = None,
+) -> tuple[np.ndarray, ArrayStore]:
+    """Frozen-extractor features per poster, computed once per (image bytes, weights)."""
+    store = ArrayStore(store_path)
+
+    def compute(paths: list[str]) -> np.ndarray:
+        inputs = pixels_to_input(decode_batch(paths, size), "float32")
+        if hasattr(extractor, "predict"):
+            # predict() runs a compiled graph: measured 2x faster than an eager call, and
+            # peak RSS 1.4 GB instead of 6.6 GB for MobileNetV2 at 224 px.
+            return np.asarray(extractor.predict(inputs, batch_size=32, verbose=0), np.float32)
+        return np.asarray(extractor(inputs, training=False), dtype=np.float32)
+
+    return store.get(split.keys, split.paths, compute, FEATURE_BATCH, progress), store
+
+
+def image_dataset(pixels: np.ndarray, labels: np.ndarray, batch: int, train: bool, seed: int):
+    """tf.data over the cached uint8 posters; float [-1, 1] is made per batch (RAM-lean)."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((pixels, labels))
+    if train:
+        data = data.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True)
+    data = data.batch(batch)
+
+    def prepare(x: Any, y: Any) -> tuple[Any, Any]:
+        x = tf.cast(x, tf.float32) / 127.5 - 1.0
+        if train:
+            # Posters are not mirror-symmetric, but genre cues (colour, layout) mostly are.
+            x = tf.image.random_flip_left_right(x, seed=seed)
+        return x, y
+
+    return data.map(prepare, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+
+
+@dataclass
+class Workspace:
+    """Caches shared by the runs of one process (features stay in RAM across a grid)."""
+
+    cache: Path = field(default_factory=cache_root)
+    features: dict[str, tuple[np.ndarray, np.ndarray, dict]] = field(default_factory=dict)
+    datasets: dict[str, Dataset] = field(default_factory=dict)
+
+    def dataset(self, manifest: Path) -> Dataset:
+        key = str(Path(manifest).resolve())
+        if key not in self.datasets:
+            self.datasets[key] = load_dataset(manifest)
+        return self.datasets[key]
+
+
+def activation_store_path(
+    cache: Path,
+    arch: str,
+    size: int,
+    weights_sha: str,
+    cut: str,
+    keys: Sequence[str],
+    flipped: bool = False,
+) -> Path:
+    """One .npy per (data set, cut): keyed by image shas, weights, size, preprocessing, cut
+    (and mirroring)."""
+    mirror = "|flip" if flipped else ""
+    config = hashlib.sha256(
+        f"{arch}|{size}|{weights_sha}|{PREPROCESS_VERSION}|{cut}{mirror}".encode()
+    )
+    content = hashlib.sha256("\n".join(keys).encode())
+    tag = "-flip" if flipped else ""
+    name = f"{arch}-{size}px-{cut}{tag}-{config.hexdigest()[:16]}-{content.hexdigest()[:16]}.npy"
+    return cache / "activations" / name
+
+
+def cached_activations(
+    split: Split,
+    extractor: Any,
+    path: Path,
+    size: int,
+    progress: str | None = None,
+    flipped: bool = False,
+) -> tuple[np.ndarray, bool]:
+    """float16 activations at the cut, one row per poster, as a read-only memmap.
+
+    Computed once in batches straight into a memmap (RAM stays one batch), then renamed
+    into place; (array, computed_now).
+    """
+    if path.is_file():
+        try:
+            rows = np.load(path, mmap_mode="r")
+            if rows.shape[0] == len(split.keys):
+                return rows, False
+        except (OSError, ValueError):
+            pass  # a damaged file is recomputed
+    from tqdm import tqdm
+
+    shape = tuple(int(d) for d in extractor.output.shape[1:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, "w+", np.float16, (len(split.keys), *shape))
+        starts = range(0, len(split.keys), FEATURE_BATCH)
+        for start in tqdm(starts, desc=progress, disable=progress is None, leave=False):
+            paths = split.paths[start : start + FEATURE_BATCH]
+            inputs = pixels_to_input(decode_batch(paths, size), "float32")
+            if flipped:
+                inputs = np.ascontiguousarray(inputs[:, :, ::-1])  # mirrored left-right
+            out[start : start + len(paths)] = extractor.predict(inputs, batch_size=32, verbose=0)
+        out.flush()
+        del out
+    return np.load(path, mmap_mode="r"), True
+
+
+def activation_batches(
+    rows: np.ndarray,
+    labels: np.ndarray,
+    batch: int,
+    shuffle: bool,
+    seed: int,
+    flipped: np.ndarray | None = None,
+) -> Any:
+    """A Keras PyDataset over memmapped float16 rows: float32 batches, reshuffled per epoch.
+
+    With `flipped` (the mirrored posters' rows), each poster is drawn mirrored or not at
+    random (p = 0.5) in each epoch: flip augmentation at the cost of one epoch.
+    """
+    import keras
+
+    class Batches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.order = np.arange(len(rows))
+            self.on_epoch_end()
+
+        def __len__(self) -> int:
+            return math.ceil(len(rows) / batch)
+
+        def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+            index = np.sort(self.order[i * batch : (i + 1) * batch])  # sorted: sequential reads
+            x = np.asarray(rows[index], np.float32)
+            if flipped is not None:
+                mirror = self.mirror[index]
+                x[mirror] = flipped[index[mirror]]
+            return x, labels[index]
+
+        def on_epoch_end(self) -> None:
+            if shuffle:
+                self.rng.shuffle(self.order)
+            self.mirror = self.rng.random(len(rows)) < 0.5
+
+    return Batches()

@@ -1,0 +1,145 @@
+"""One training run (`train_run`): pick the path by architecture, evaluate on validation,
+tune thresholds there, and write every artifact of the run into its folder.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from posterlite.card import MODEL_NAME, ModelCard, write_card
+from posterlite.fileio import (
+    atomic_path,
+    atomic_write_text,
+    jsonable,
+    library_versions,
+)
+from posterlite.train.config import (
+    CONFUSION_PNG,
+    CURVES_PNG,
+    HISTORY_NAME,
+    PREPROCESS_VERSION,
+    REPORT_JSON,
+    REPORT_MD,
+    SELECTION_METRIC,
+    THRESHOLDS_NAME,
+    RunResult,
+    TrainConfig,
+    peak_rss_mb,
+    write_json,
+)
+from posterlite.train.dataset import Workspace
+from posterlite.train.heads import train_cnn, train_mobilenet
+from posterlite.train.models import count_params, strip_compile
+from posterlite.train.reports import (
+    consistency_check,
+    plot_confusion,
+    plot_curves,
+    report_md,
+    summary,
+)
+
+
+def train_run(
+    config: TrainConfig,
+    manifest: Path,
+    out_dir: Path,
+    ws: Workspace | None = None,
+    trunk_model: Path | None = None,
+) -> RunResult:
+    """Train one model and write every artifact into `out_dir` (each file atomically)."""
+    import keras
+
+    from posterlite.metrics import evaluate, tune_thresholds
+
+    started = time.perf_counter()
+    ws = ws or Workspace()
+    data = ws.dataset(manifest)
+    keras.utils.set_random_seed(config.seed)
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(config.seed)
+    if config.arch == "cnn":
+        trained = train_cnn(ws, data, config, trunk_model)
+    else:
+        trained = train_mobilenet(ws, data, config)
+    y_val = data.val.labels
+    probabilities = trained.val_probabilities
+    report = evaluate(y_val, probabilities, data.genres, 0.5)
+    thresholds = tune_thresholds(y_val, probabilities)
+    tuned = evaluate(y_val, probabilities, data.genres, thresholds)
+    consistency = consistency_check(ws, data, trained.model, probabilities, config.size)
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / MODEL_NAME) as tmp:
+        # Keras insists on the .keras suffix; save beside, then move onto the temp name.
+        staged = tmp.with_suffix(".keras")
+        strip_compile(trained.model)
+        trained.model.save(staged)
+        os.replace(staged, tmp)
+    write_json(out_dir / HISTORY_NAME, trained.history)
+    write_json(out_dir / REPORT_JSON, {"threshold_0.5": report.to_dict(), "tuned": tuned.to_dict()})
+    atomic_write_text(out_dir / REPORT_MD, report_md(config, report, tuned))
+    write_json(
+        out_dir / THRESHOLDS_NAME,
+        {"genres": list(data.genres), "thresholds": [float(t) for t in thresholds]},
+    )
+    plot_curves(trained.history, out_dir / CURVES_PNG, config.run_id)
+    plot_confusion(report, out_dir / CONFUSION_PNG, config.run_id)
+    wall = time.perf_counter() - started
+    params = count_params(trained.model)
+    hyper = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
+    hyper["input_size"] = config.size
+    card = ModelCard(
+        name=config.name,
+        arch=config.arch,
+        genres=list(data.genres),
+        input_size=config.size,
+        thresholds=[float(t) for t in thresholds],
+        smote=config.smote,
+        manifest=str(manifest),
+        manifest_sha256=data.manifest_sha256,
+        hyperparameters=hyper,
+        seed=config.seed,
+        wall_time_s=round(wall, 2),
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        library_versions=library_versions(),
+        validation=summary(report, tuned),
+        extra=jsonable(
+            {
+                **trained.extra,
+                "run_id": config.run_id,
+                "epochs_run": len(trained.history.get("loss", [])),
+                "best_epoch": int(np.argmax(trained.history["val_pr_auc"])) + 1
+                if trained.history.get("val_pr_auc")
+                else None,
+                "params": params,
+                "n_train": len(data.train.paths),
+                "n_val": len(data.val.paths),
+                "skipped_posters": data.skipped,
+                "preprocess_version": PREPROCESS_VERSION,
+                "loss": "class-balanced BCE" if config.class_weighted else "BCE",
+                "full_model_vs_cached_features_max_abs_diff": consistency,
+                "selection_metric": SELECTION_METRIC,
+            }
+        ),
+    )
+    write_card(card, out_dir)
+    return RunResult(
+        name=config.name,
+        run_id=config.run_id,
+        out_dir=out_dir,
+        val_map=report.mean_average_precision,
+        val_macro_f1=report.macro_f1,
+        val_micro_f1=report.micro_f1,
+        paper_accuracy=report.paper_accuracy,
+        per_genre_ap={m.genre: m.average_precision for m in report.per_genre},
+        per_genre_f1={m.genre: m.f1 for m in report.per_genre},
+        params=params,
+        wall_time_s=wall,
+        peak_rss_mb=peak_rss_mb(),
+    )
