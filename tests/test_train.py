@@ -14,10 +14,10 @@ from click.testing import CliRunner
 from conftest import make_poster
 
 from posterlite import train as T
-from posterlite.train import grid
 from posterlite.card import read_card
 from posterlite.manifest import ManifestRow, write_manifest
 from posterlite.smote import codes_to_labels, label_codes, plan_smote, smote_multilabel
+from posterlite.train import grid
 
 LABEL_SETS = (
     ("Action", "Crime"),
