@@ -391,6 +391,29 @@ def unlabelled_check_pixels(
     return np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
 
 
+@dataclass(frozen=True)
+class GateVerdict:
+    """A format's verdict against the Keras model on the same check set."""
+
+    passed: bool
+    map_delta: float | None  # converted - keras (negative = loss)
+    macro_f1_delta: float | None
+    note: str = ""
+
+
+def gate(converted: Quality | None, keras: Quality | None, max_drop: float) -> GateVerdict:
+    """The accuracy gate: a format fails when its mAP is MORE than `max_drop` below Keras'
+    (a drop of exactly `max_drop` passes). Without a labelled check set it passes with a note."""
+    if converted is None or keras is None:
+        return GateVerdict(True, None, None, "no labelled check set: gate not applied")
+    map_delta = converted.mean_average_precision - keras.mean_average_precision
+    f1_delta = converted.macro_f1 - keras.macro_f1
+    if -map_delta > max_drop:
+        note = f"mAP drop {-map_delta:.4f} > max-drop {max_drop:g}"
+        return GateVerdict(False, map_delta, f1_delta, note)
+    return GateVerdict(True, map_delta, f1_delta)
+
+
 def output_path(out_dir: Path, name: str, fmt: str, failed: bool = False) -> Path:
     return Path(out_dir) / (
         f"{name}.{fmt}.{FAILED_TAG}.tflite" if failed else f"{name}.{fmt}.tflite"
@@ -504,16 +527,9 @@ def convert_model(
             except BaseException:
                 staging.unlink(missing_ok=True)
                 raise
-            map_delta = f1_delta = None
-            passed, note = True, ""
-            if found is not None and keras_quality is not None:
-                map_delta = found.mean_average_precision - keras_quality.mean_average_precision
-                f1_delta = found.macro_f1 - keras_quality.macro_f1
-                if -map_delta > max_drop:
-                    passed = False
-                    note = f"mAP drop {-map_delta:.4f} > max-drop {max_drop:g}"
-            elif keras_quality is None:
-                note = "no labelled check set: gate not applied"
+            verdict = gate(found, keras_quality, max_drop)
+            passed, note = verdict.passed, verdict.note
+            map_delta, f1_delta = verdict.map_delta, verdict.macro_f1_delta
             final = output_path(out_dir, source.name, fmt, failed=not passed)
             other = output_path(out_dir, source.name, fmt, failed=passed)
             os.replace(staging, final)

@@ -74,3 +74,60 @@ def convert_tiny_run(root: Path) -> dict[str, Path]:
         run, formats=("fp32", "int8"), out_dir=out, calibration=root / "posters", max_drop=1.0
     )
     return {"fp32": out / "tiny.fp32.tflite", "int8": out / "tiny.int8.tflite", "root": root}
+
+
+def flat_poster(path: Path, grey: int, size: tuple[int, int] = (40, 60)) -> Path:
+    """A poster of one grey level: any resize filter leaves its pixels unchanged."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, (grey, grey, grey)).save(path)
+    return path
+
+
+BRIGHT_GREYS = (140, 170, 200, 230)
+
+
+def make_brightness_run(root: Path, name: str = "bright") -> Path:
+    """A run with a KNOWN int8 loss. Its Keras model scores the five named genres by mean
+    brightness and `Other` by darkness; its check set (the card's val split) is four flat
+    posters, grey 140 and 170 labelled `Other`, 200 and 230 labelled with the five named
+    genres: Keras ranks every genre perfectly, mAP 1.0. Its calibration folder
+    `root/black` holds black posters only, so an int8 twin calibrated there quantizes its
+    input to [-1, 0] and sees every check poster (all brighter than 127.5) as the same
+    input: one constant output, every genre's AP 2/4, mAP 0.5 -- a drop of exactly 0.5."""
+    import keras
+
+    rows = []
+    for index, grey in enumerate(BRIGHT_GREYS):
+        path = flat_poster(root / "check" / f"g{grey}.png", grey)
+        genres = DEFAULT_GENRES[:-1] if index >= 2 else (DEFAULT_GENRES[-1],)
+        rows.append(ManifestRow(str(path), tuple(genres), "val", "test", f"tt{index:07d}"))
+    manifest = root / "manifest.csv"
+    write_manifest(rows, manifest)
+    for index in range(4):
+        flat_poster(root / "black" / f"b{index}.png", 0)
+    sign = np.array([1.0] * (len(DEFAULT_GENRES) - 1) + [-1.0], np.float32)
+    inputs = keras.Input((SIZE, SIZE, 3))
+    x = keras.layers.GlobalAveragePooling2D()(inputs)
+    outputs = keras.layers.Dense(
+        len(DEFAULT_GENRES),
+        activation="sigmoid",
+        kernel_initializer=keras.initializers.Constant(np.tile(2.0 * sign, (3, 1))),
+        bias_initializer=keras.initializers.Constant(-sign),
+    )(x)
+    run = root / name
+    run.mkdir(parents=True, exist_ok=True)
+    keras.Model(inputs, outputs).save(run / "model.keras")
+    write_card(
+        ModelCard(
+            name=name,
+            arch="cnn",
+            genres=list(DEFAULT_GENRES),
+            input_size=SIZE,
+            thresholds=[0.5] * len(DEFAULT_GENRES),
+            manifest=str(manifest),
+        ),
+        run,
+    )
+    return run
