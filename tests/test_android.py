@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -182,6 +183,24 @@ def standin(tmp_path: Path) -> Path:
     return _script(tmp_path / "benchmark_model", f"#!{sys.executable}\n{text}")
 
 
+def recording_standin(tmp_path: Path, record: Path) -> Path:
+    """The stand-in, with everything it prints also appended to `record` on the host (the
+    simulated device runs pushed binaries on this host), so a test can compare the figures
+    the tool printed with what posterlite reports."""
+    (tmp_path / "real").mkdir()
+    real = standin(tmp_path / "real")
+    body = f"""#!{sys.executable}
+import subprocess, sys
+done = subprocess.run([{str(real)!r}, *sys.argv[1:]], capture_output=True, text=True)
+with open({str(record)!r}, "a") as handle:
+    handle.write(done.stdout)
+sys.stdout.write(done.stdout)
+sys.stderr.write(done.stderr)
+sys.exit(done.returncode)
+"""
+    return _script(tmp_path / "benchmark_model", body)
+
+
 @pytest.mark.adb
 @needs_adb
 def test_device_selection_through_real_adb(fresh) -> None:
@@ -243,9 +262,10 @@ def test_full_android_bench_latency_and_accuracy(fresh, tiny, tmp_path, monkeypa
     fresh.device(model="Other Sim")  # two devices: --serial picks one
     monkeypatch.setattr(android, "CHUNK", 3)  # 8 posters -> chunks of 3, 3 and 2
     out_json = tmp_path / "android.json"
+    printed = tmp_path / "benchmark_model_output.txt"
     args = [
         "bench", str(tiny["fp32"]), str(tiny["int8"]), "--target", "android",
-        "--serial", sim.address, "--benchmark-binary", str(standin(tmp_path)),
+        "--serial", sim.address, "--benchmark-binary", str(recording_standin(tmp_path, printed)),
         "--data", str(tiny["sample"]), "--threads", "1,2", "--runs", "3", "--warmup", "1",
         "--json", str(out_json), "--no-references",
     ]  # fmt: skip
@@ -259,10 +279,23 @@ def test_full_android_bench_latency_and_accuracy(fresh, tiny, tmp_path, monkeypa
         ("fp32", 1), ("fp32", 2), ("int8", 1), ("int8", 2)
     ]  # fmt: skip
     posters = bench.load_labelled_set(tiny["sample"])
+    # One latency run per row, in row order, each printing its init time (us) and peak
+    # memory (MB); the rows carry exactly those figures. (Accuracy runs print no peak.)
+    runs = printed.read_text().split("INFO: STARTING!")[1:]
+    latency_runs = [run for run in runs if "peak memory footprint" in run]
+    assert len(latency_runs) == len(rows) == 4 and len(runs) > len(latency_runs)
+    for row, run in zip(rows, latency_runs, strict=True):
+        peak = re.search(
+            r"Overall peak memory footprint \(MB\) via periodic monitoring: (\S+)", run
+        )
+        init = re.search(r"Inference timings in us: Init: (\d+),", run)
+        assert f"Num threads: [{row['threads']}]" in run
+        assert row["peak_memory_mb"] == float(peak.group(1))
+        assert row["load_ms"] == int(init.group(1)) / 1e3
     for row in rows:
         assert row["device"]["model"] == "Pixel Sim" and row["device"]["abi"] == "x86_64"
         assert row["latency"]["count"] == 3 and row["latency"]["p50_ms"] > 0
-        assert row["load_ms"] > 0 and row["peak_memory_mb"] > 0 and row["memory_method"]
+        assert row["memory_method"] == android.MEMORY_PEAK
         host = bench.bench_tflite_cpu(
             bench.ModelSpec("tiny", row["format"], Path(row["path"]), "posterlite"),
             (1,), 1, 0, posters, measure_memory=False,
