@@ -70,7 +70,14 @@ def data_scan(path: Path, fmt: str | None, as_json: bool) -> None:
 @click.argument("sources", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Manifest CSV.")
 @click.option(
-    "--val-fraction", default=0.3, show_default=True, type=float, help="Share of films in val."
+    "--val-fraction", default=0.15, show_default=True, type=float, help="Share of films in val."
+)
+@click.option(
+    "--test-fraction",
+    default=0.15,
+    show_default=True,
+    type=float,
+    help="Share of films in test (scored once per shipped model; 0: no test split).",
 )
 @click.option("--seed", default=0, show_default=True, type=int, help="Split/reduction seed.")
 @click.option("--per-genre", type=int, default=None, help="At most N posters per genre.")
@@ -80,19 +87,23 @@ def data_split(
     sources: tuple[Path, ...],
     out: Path,
     val_fraction: float,
+    test_fraction: float,
     seed: int,
     per_genre: int | None,
     fmt: str | None,
     as_json: bool,
 ) -> None:
-    """Merge SOURCES into one manifest with a seeded, multi-label stratified split."""
+    """Merge SOURCES into one manifest with a seeded, multi-label stratified train/val/test
+    split (films never straddle splits; train/held-out first, then held-out into val/test)."""
     import json
     import time
 
     from posterlite import data as data_mod
 
     start = time.perf_counter()
-    report = data_mod.split_sources(list(sources), out, val_fraction, seed, per_genre, fmt)
+    report = data_mod.split_sources(
+        list(sources), out, val_fraction, seed, per_genre, fmt, test_fraction=test_fraction
+    )
     seconds = time.perf_counter() - start
     if as_json:
         click.echo(json.dumps({**report.to_json(), "seconds": round(seconds, 2)}, indent=1))
@@ -588,9 +599,11 @@ def info(model: Path, as_json: bool) -> None:
 @click.argument("models", nargs=-1)
 @click.option(
     "--formats",
-    default="fp32,fp16,dynamic,int8",
+    default="int8",
     show_default=True,
-    help="Formats to convert run dirs / .keras into (.tflite files are taken as is).",
+    help="Formats of run dirs / .keras to bench: int8 (the committed phone-ready file), "
+    "any of fp32,fp16,dynamic,int8, or all (converted once into .cache/bench). "
+    ".tflite files are taken as is.",
 )
 @click.option(
     "--data",
@@ -599,22 +612,40 @@ def info(model: Path, as_json: bool) -> None:
     help="Labelled set for accuracy (any layout `data scan` reads); "
     "default: benchmarks/sample when present.",
 )
-@click.option("--threads", default="1,2", show_default=True, help="Comma-separated thread counts.")
-@click.option("--runs", type=int, default=50, show_default=True, help="Timed invokes per row.")
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts.")
+@click.option(
+    "--runs", type=int, default=30, show_default=True, help="Timed invokes per row and round."
+)
+@click.option(
+    "--rounds",
+    type=int,
+    default=5,
+    show_default=True,
+    help="cpu: timing rounds; each times every row in turn, p50 = median of the rounds' p50s.",
+)
 @click.option("--warmup", type=int, default=5, show_default=True, help="Untimed invokes first.")
 @click.option(
     "--json",
     "json_out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write every figure + hardware + library versions here.",
+    help="Write every figure + hardware + library versions here "
+    "(default: .cache/bench/bench.json).",
 )
 @click.option(
     "--plot",
     "plot_out",
     type=click.Path(path_type=Path),
     default=None,
-    help="Write a latency-vs-mAP scatter (PNG) here.",
+    help="Write a latency-vs-mAP scatter (PNG) here (default: .cache/bench/bench.png).",
+)
+@click.option("--wide", is_flag=True, help="Print every figure per row (19 columns).")
+@click.option(
+    "--keras/--no-keras",
+    default=True,
+    show_default=True,
+    help="Compare with the Keras model: its recorded figures when they fit the posters, "
+    "else run it (TensorFlow).",
 )
 @click.option(
     "--target",
@@ -644,9 +675,12 @@ def bench(
     data: Path | None,
     threads: str,
     runs: int,
+    rounds: int,
     warmup: int,
     json_out: Path | None,
     plot_out: Path | None,
+    wide: bool,
+    keras: bool,
     target: str,
     serial: str | None,
     benchmark_binary: Path | None,
@@ -656,8 +690,9 @@ def bench(
 ) -> None:
     """Size, latency, memory and accuracy of MODELs (.tflite, run dirs, .keras).
 
-    No MODEL: the six shipped models under models/ in every format. Markdown table on
-    stdout, progress on stderr.
+    No MODEL: the six shipped models' committed int8 files (models/<name>/model.int8.tflite)
+    and Google's int8 MobileNetV2 files, scored on benchmarks/sample. A Markdown table on
+    stdout (CPU named above it, ratios below), progress on stderr, every figure in the JSON.
     """
     from posterlite import bench as bench_mod
 
@@ -668,7 +703,9 @@ def bench(
         threads=bench_mod.parse_threads(threads),
         runs=runs,
         warmup=warmup,
+        rounds=rounds,
         references=references,
+        keras=keras,
         target=target,
         serial=serial,
         benchmark_binary=benchmark_binary,
@@ -680,13 +717,15 @@ def bench(
             "--serial/--benchmark-binary/--use-gpu/--use-nnapi need --target android"
         )
     report = bench_mod.run_bench(options)
-    click.echo(bench_mod.markdown_table(report.rows), nl=False)
-    if json_out is not None:
-        bench_mod.write_json(report, json_out)
-        click.echo(f"wrote {json_out}", err=True)
-    if plot_out is not None:
-        bench_mod.plot_rows(report.rows, plot_out)
-        click.echo(f"wrote {plot_out}", err=True)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    default_json, default_plot = bench_mod.default_outputs()
+    json_out, plot_out = json_out or default_json, plot_out or default_plot
+    bench_mod.write_json(report, json_out)
+    bench_mod.plot_rows(report.rows, plot_out)
+    table = bench_mod.markdown_table(report.rows) if wide else bench_mod.summary_table(report)
+    click.echo(table, nl=False)
+    click.echo(f"plot: {plot_out}\nevery figure: {json_out}")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ This module owns everything between "a folder somebody gave us" and the training
   with `preprocess.load_poster` (the training decode path, so a poster that passes here
   also loads in training) and account for every row or file it leaves out.
 - `split_sources(...)`: merge several scans into one manifest (one poster per film), an
-  optional seeded per-genre cap, and a seeded multi-label stratified train/val split.
+  optional seeded per-genre cap, and a seeded multi-label stratified train/val/test split.
 - `download_posters(...)`: fetch the Kaggle CSV's poster URLs concurrently, resumably.
 
 Film identity. IMDb ids come as `tt0089869` (imdb-7k) or `89869` (Kaggle); `film_id` is
@@ -32,6 +32,9 @@ It was chosen over label-powerset stratification because with six genres there a
 63 genre combinations, many with a handful of films: a powerset split must merge those
 rare combinations ad hoc, while the iterative algorithm hands out the rarest genre first
 and keeps every single genre's val share near the target without any merging rule.
+Default 70/15/15 train/val/test in two stages (see `assign_splits`): train/held-out 70/30
+first, exactly the earlier train/val split for the same seed, then the held-out films are
+stratified into val/test, so adding the test split moved no training poster.
 """
 
 from __future__ import annotations
@@ -72,7 +75,7 @@ META_COLUMNS = frozenset(
 SCAN_DECODE_SIZE = 32
 # Scans share the machine: two decode threads (Pillow releases the GIL while decoding).
 DEFAULT_SCAN_WORKERS = 2
-SPLITS: tuple[str, ...] = ("train", "val")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # a poster is ~30 KB; anything past this is not one
 USER_AGENT = "posterlite-data-download/0.1"
 
@@ -636,35 +639,59 @@ def iterative_stratify(
 
 
 def assign_splits(
-    posters: Sequence[LabeledPoster], val_fraction: float, rng: random.Random
+    posters: Sequence[LabeledPoster],
+    val_fraction: float,
+    rng: random.Random,
+    test_fraction: float = 0.0,
 ) -> list[str]:
-    """Split name per poster; all posters of a film share one split."""
+    """Split name per poster; all posters of a film share one split.
+
+    Two stages, so adding a test split never moves a training poster: first films are
+    stratified into train / held out (val_fraction + test_fraction of the posters: with
+    the same seed and total this is exactly the earlier train/val split), then the held-out
+    films alone are stratified into val / test, continuing the same random stream.
+    """
     films = _films(posters)
     label_sets = [frozenset(g for i in film for g in posters[i].genres) for film in films]
-    folds = iterative_stratify(
-        label_sets, (1.0 - val_fraction, val_fraction), rng, [len(f) for f in films]
-    )
+    held_out = val_fraction + test_fraction
+    folds = iterative_stratify(label_sets, (1.0 - held_out, held_out), rng, [len(f) for f in films])
+    names = ["train" if fold == 0 else "val" for fold in folds]
+    if test_fraction > 0:
+        held = [j for j, fold in enumerate(folds) if fold == 1]
+        second = iterative_stratify(
+            [label_sets[j] for j in held],
+            (val_fraction / held_out, test_fraction / held_out),
+            rng,
+            [len(films[j]) for j in held],
+        )
+        for j, fold in zip(held, second, strict=True):
+            names[j] = "val" if fold == 0 else "test"
     splits = [""] * len(posters)
-    for film, fold in zip(films, folds, strict=True):
+    for film, name in zip(films, names, strict=True):
         for i in film:
-            splits[i] = SPLITS[fold]
+            splits[i] = name
     return splits
 
 
 def split_sources(
     sources: Sequence[Path],
     out: Path,
-    val_fraction: float = 0.3,
+    val_fraction: float = 0.15,
     seed: int = 0,
     per_genre: int | None = None,
     fmt: str | None = None,
     scheme: GenreScheme | None = None,
     *,
+    test_fraction: float = 0.15,
     progress: bool = True,
 ) -> SplitReport:
     """Scan, merge, optionally cap, stratify and write the manifest atomically."""
     if not 0.0 < val_fraction < 1.0:
         raise PosterliteError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    if not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
+        raise PosterliteError(
+            f"--test-fraction must be >= 0 with val + test < 1, got {test_fraction}"
+        )
     if per_genre is not None and per_genre < 1:
         raise PosterliteError(f"--per-genre must be at least 1, got {per_genre}")
     if not sources:
@@ -678,7 +705,7 @@ def split_sources(
         posters = cap_per_genre(posters, per_genre, rng)
     if not posters:
         raise PosterliteError("no usable labelled posters in " + ", ".join(map(str, sources)))
-    splits = assign_splits(posters, val_fraction, rng)
+    splits = assign_splits(posters, val_fraction, rng, test_fraction)
     base = os.path.abspath(Path(out).parent)
     rows = [
         ManifestRow(
@@ -699,7 +726,12 @@ def split_sources(
 def format_split_summary(report: SplitReport, seconds: float | None = None) -> str:
     counts = report.counts()
     width = max(len(g) for g in (*report.genres, "posters")) + 2
-    header = "".ljust(width) + "".join(s.rjust(8) for s in SPLITS) + "val share".rjust(11)
+    header = (
+        "".ljust(width)
+        + "".join(s.rjust(8) for s in SPLITS)
+        + "val share".rjust(11)
+        + "test share".rjust(11)
+    )
     lines = [f"wrote {report.out} ({len(report.rows):,} posters)"]
     for scan in report.scans:
         lines.append(f"  source {scan.root} ({scan.format}): {len(scan.posters):,} posters")
@@ -710,10 +742,9 @@ def format_split_summary(report: SplitReport, seconds: float | None = None) -> s
     lines.append("  " + header)
     for key in ("posters", *report.genres):
         values = [counts[s][key] for s in SPLITS]
-        share = values[1] / sum(values) if sum(values) else 0.0
-        lines.append(
-            "  " + key.ljust(width) + "".join(f"{v:8,}" for v in values) + f"{share:10.1%}"
-        )
+        total = sum(values) or 1
+        shares = f"{values[1] / total:10.1%}" + f"{values[2] / total:11.1%}"
+        lines.append("  " + key.ljust(width) + "".join(f"{v:8,}" for v in values) + shares)
     if seconds is not None:
         lines.append(f"  done in {seconds:.1f} s")
     return "\n".join(lines)

@@ -378,7 +378,8 @@ def test_split_merges_sources_without_counting_a_film_twice(tmp_path: Path) -> N
     raw = out.read_text().splitlines()
     assert raw[1].startswith("../src/")  # relative to the manifest's folder
     assert all(Path(r.path).is_file() for r in rows)
-    assert 15 <= Counter(r.split for r in rows)["val"] <= 21
+    counts = Counter(r.split for r in rows)
+    assert 15 <= counts["val"] + counts["test"] <= 21 and counts["val"] and counts["test"]
     first = out.read_bytes()
     split_sources([multi, kaggle], out, seed=0, progress=False)
     assert out.read_bytes() == first  # deterministic
@@ -394,12 +395,36 @@ def test_cli_split(tmp_path: Path) -> None:
     result = runner.invoke(main, [*args, "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    total = {g: report["counts"]["train"][g] + report["counts"]["val"][g] for g in SIX.names}
+    total = {g: sum(report["counts"][s][g] for s in ("train", "val", "test")) for g in SIX.names}
     assert max(total.values()) <= 10
     text = runner.invoke(main, args)
-    assert text.exit_code == 0 and "val share" in text.stdout
+    assert text.exit_code == 0 and "val share" in text.stdout and "test share" in text.stdout
     bad = runner.invoke(main, [*args, "--val-fraction", "1.5"])
     assert bad.exit_code == 1 and bad.stderr.startswith("error: --val-fraction")
+    bad = runner.invoke(main, [*args, "--val-fraction", "0.5", "--test-fraction", "0.5"])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: --test-fraction")
+
+
+def test_test_split_keeps_train_and_is_disjoint_by_film() -> None:
+    posters = _synthetic(1200)
+    doubled = posters + [  # a second poster per film for a third of the films
+        LabeledPoster(Path(f"/q/{p.film_id}.jpg"), p.genres, p.film_id, "syn") for p in posters[::3]
+    ]
+    before = assign_splits(doubled, 0.3, random.Random(0))  # the train/val split of old
+    after = assign_splits(doubled, 0.15, random.Random(0), test_fraction=0.15)
+    # Train is exactly the old train; the old val is now val + test.
+    assert [s == "train" for s in after] == [s == "train" for s in before]
+    assert {s for s, b in zip(after, before, strict=True) if b == "val"} == {"val", "test"}
+    by_film: dict[str, set[str]] = {}
+    for poster, split in zip(doubled, after, strict=True):
+        by_film.setdefault(poster.film_id, set()).add(split)
+    assert all(len(s) == 1 for s in by_film.values())
+    n = len(doubled)
+    assert abs(after.count("val") / n - 0.15) < 0.01 and abs(after.count("test") / n - 0.15) < 0.01
+    for genre in SIX.names:  # stratified: every genre near 15 / 15
+        in_genre = [s for p, s in zip(doubled, after, strict=True) if genre in p.genres]
+        for split in ("val", "test"):
+            assert abs(in_genre.count(split) / len(in_genre) - 0.15) < 0.03, (genre, split)
 
 
 # --- real data (../shared) ---------------------------------------------------------------

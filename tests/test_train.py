@@ -49,10 +49,12 @@ TINY = T.TrainConfig(
 
 @pytest.fixture
 def tiny_manifest(tmp_path: Path) -> Path:
-    """40 generated posters; train label sets 12/6/6/3/3 (imbalanced: SMOTE has work), val 2 each."""
+    """50 generated posters; train label sets 12/6/6/3/3 (imbalanced: SMOTE has work), val and
+    test 2 each."""
     train_counts = (12, 6, 6, 3, 3)
     plan = [(g, "train") for g, n in zip(LABEL_SETS, train_counts, strict=True) for _ in range(n)]
     plan += [(g, "val") for g in LABEL_SETS for _ in range(2)]
+    plan += [(g, "test") for g in LABEL_SETS for _ in range(2)]
     rows = []
     for index, (genres, split) in enumerate(plan):
         path = make_poster(tmp_path / "posters" / f"p{index}.png", seed=index, size=(30, 45))
@@ -112,6 +114,17 @@ def test_run_writes_every_artifact(config, tiny_manifest, ws, tmp_path):
         data = T.load_dataset(tiny_manifest)
         rows, fresh = T.cached_activations(data.val, None, Path(tuned["activation_stores"][1]), 32)
         assert not fresh and rows.dtype == np.float16 and rows.shape == (10, 1, 1, 160)
+    if config.arch == "cnn" and not config.smote:
+        # Test is scored after the run, once, into report.json / report.md / the card.
+        entry = T.score_test(out, ws=ws)
+        assert entry["n_samples"] == 10 and 0 <= entry["mAP"] <= 1
+        assert read_card(out).extra["test"]["model_sha256"] == entry["model_sha256"]
+        assert set(json.loads((out / "report.json").read_text())) == {
+            "threshold_0.5",
+            "tuned",
+            "test",
+        }
+        assert "## Test split" in (out / "report.md").read_text()
     if config.smote:
         smote = read_card(out).extra["smote"]
         assert smote["n_synthetic"] > 0 and smote["measured_peak_bytes"] > 0

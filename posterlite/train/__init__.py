@@ -25,7 +25,8 @@ one sigmoid probability per genre, so convert / predict work on images.
 Class imbalance: the loss is class-balanced binary cross-entropy (per genre, positives
 weigh n / (2 * positives), negatives n / (2 * negatives), from the training labels), so a
 rare genre gets recall at the default threshold 0.5. Everything is tuned on the validation
-split only (there is no test split in the manifest); figures on it are therefore optimistic.
+split only, so figures on it are optimistic; the manifest's test split (films disjoint from
+train and val) is scored once per shipped model and never used to choose anything.
 
 Package layout (each part in one place):
 - `config`: TrainConfig, RunResult, constants, small helpers;
@@ -91,7 +92,7 @@ from posterlite.train.models import (
     top_blocks,
 )
 from posterlite.train.reports import plot_confusion, plot_curves
-from posterlite.train.run import train_run
+from posterlite.train.run import score_test, train_run
 
 __all__ = [
     "ARCHS",
@@ -148,6 +149,7 @@ __all__ = [
     "top_blocks",
     "train_cnn_trunk",
     "train_head",
+    "score_test",
     "train_run",
     "weights_sha256",
     "write_json",

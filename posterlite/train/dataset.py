@@ -40,29 +40,31 @@ class Dataset:
     manifest: Path
     manifest_sha256: str
     skipped: dict[str, str] = field(default_factory=dict)  # path -> reason
+    # Scored once per shipped model (`run.score_test`); never used to train, stop or select.
+    test: Split | None = None
 
 
 def load_dataset(manifest: Path, scheme: GenreScheme | None = None) -> Dataset:
-    """Train/val splits of a manifest, each poster keyed by the sha256 of its bytes.
+    """Train/val(/test) splits of a manifest, each poster keyed by the sha256 of its bytes.
 
     Missing or unreadable files are skipped and listed (they cannot be trained on); a
-    manifest without a train or val split is an error.
+    manifest without a train or val split is an error; the test split is optional.
     """
     scheme = scheme or default_scheme()
     rows = read_manifest(manifest)
-    splits: dict[str, list[tuple[ManifestRow, str]]] = {"train": [], "val": []}
+    splits: dict[str, list[tuple[ManifestRow, str]]] = {"train": [], "val": [], "test": []}
     skipped: dict[str, str] = {}
     for row in rows:
         if row.split not in splits:
-            continue  # a test split is never used for training or tuning
+            continue
         try:
             key = sha256_file(Path(row.path))
         except OSError as exc:
             skipped[row.path] = f"unreadable ({exc.__class__.__name__})"
             continue
         splits[row.split].append((row, key))
-    for name, members in splits.items():
-        if not members:
+    for name in ("train", "val"):
+        if not splits[name]:
             raise PosterliteError(f"{manifest}: no readable posters in the {name!r} split")
 
     def to_split(members: list[tuple[ManifestRow, str]]) -> Split:
@@ -76,6 +78,7 @@ def load_dataset(manifest: Path, scheme: GenreScheme | None = None) -> Dataset:
         manifest=Path(manifest),
         manifest_sha256=manifest_sha256(manifest),
         skipped=skipped,
+        test=to_split(splits["test"]) if splits["test"] else None,
     )
 
 

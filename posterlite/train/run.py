@@ -4,6 +4,7 @@ tune thresholds there, and write every artifact of the run into its folder.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import asdict
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from posterlite.card import MODEL_NAME, ModelCard, write_card
+from posterlite.errors import PosterliteError
 from posterlite.fileio import (
     atomic_path,
     atomic_write_text,
@@ -33,7 +35,7 @@ from posterlite.train.config import (
     write_json,
 )
 from posterlite.train.dataset import Workspace
-from posterlite.train.heads import train_cnn, train_mobilenet
+from posterlite.train.heads import predict_images, train_cnn, train_mobilenet
 from posterlite.train.models import count_params, strip_compile
 from posterlite.train.reports import (
     consistency_check,
@@ -143,3 +145,53 @@ def train_run(
         wall_time_s=wall,
         peak_rss_mb=peak_rss_mb(),
     )
+
+
+def score_test(model_dir: Path, manifest: Path | None = None, ws: Workspace | None = None) -> dict:
+    """Score a finished model ONCE on the manifest's test split; write it beside the model.
+
+    Called per shipped model after every choice is made on validation (nothing reads this to
+    select anything). At 0.5 and at the card's thresholds (tuned on validation). Adds
+    `test` to report.json, a section to report.md and `extra.test` to the card; returns it.
+    """
+    import keras
+
+    from posterlite.card import read_card
+    from posterlite.fileio import sha256_file
+    from posterlite.metrics import evaluate, report_markdown
+
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    ws = ws or Workspace()
+    data = ws.dataset(Path(manifest or card.manifest))
+    if data.test is None:
+        raise PosterliteError(f"{data.manifest}: no test split to score")
+    model = keras.models.load_model(model_dir / MODEL_NAME, compile=False)
+    probabilities = predict_images(ws, data.test, model, card.input_size)
+    at_half = evaluate(data.test.labels, probabilities, data.genres, 0.5)
+    tuned = evaluate(data.test.labels, probabilities, data.genres, card.thresholds)
+    entry = jsonable(
+        {
+            **summary(at_half, tuned),
+            "manifest_sha256": data.manifest_sha256,
+            "model_sha256": sha256_file(model_dir / MODEL_NAME),
+            "input_size": card.input_size,
+        }
+    )
+    report_path = model_dir / REPORT_JSON
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    report["test"] = {"threshold_0.5": at_half.to_dict(), "tuned": tuned.to_dict()}
+    write_json(report_path, report)
+    md_path = model_dir / REPORT_MD
+    md = md_path.read_text(encoding="utf-8") if md_path.is_file() else ""
+    md = md.split("\n## Test split", 1)[0].rstrip("\n") + "\n"
+    md += (
+        "\n## Test split (scored once, after selection on validation), threshold 0.5\n\n"
+        + report_markdown(at_half)
+        + "\n## Test split at the thresholds tuned on validation\n\n"
+        + report_markdown(tuned)
+    )
+    atomic_write_text(md_path, md)
+    card.extra["test"] = entry
+    write_card(card, model_dir)
+    return entry
