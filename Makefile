@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint android-tools
+.PHONY: demo test setup lint android-tools tflite-support-venv test-tflite-support
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,24 @@ setup: $(STAMP)
 android-tools:
 	@command -v adb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq adb >/dev/null) || echo "adb not installed: Android tests will skip"; }
 
+# Android's own metadata reader (tflite-support 0.4.4: MetadataDisplayer and the Task
+# Library's C++ ImageClassifier) in a venv of its own: it cannot live beside TF 2.21, and it
+# needs Debian's libusb-1.0-0. `make test` does not build it (MediaPipe is the main
+# metadata consumer); tests/test_metadata.py uses it when present and says so when skipped.
+TFLITE_SUPPORT_VENV ?= .venv-tflite-support
+TFLITE_SUPPORT_STAMP := $(TFLITE_SUPPORT_VENV)/.installed
+
+$(TFLITE_SUPPORT_STAMP):
+	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || { [ "$$(id -u)" = 0 ] && apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libusb-1.0-0 >/dev/null; } || { echo "tflite-support needs libusb-1.0-0: apt-get install libusb-1.0-0" >&2; exit 1; }
+	$(PYTHON) -m venv $(TFLITE_SUPPORT_VENV)
+	$(TFLITE_SUPPORT_VENV)/bin/pip install -q tflite-support==0.4.4
+	touch $@
+
+tflite-support-venv: $(TFLITE_SUPPORT_STAMP)
+
+test-tflite-support: $(STAMP) $(TFLITE_SUPPORT_STAMP)
+	$(BIN)/pytest -q -rs tests/test_metadata.py
+
 demo: $(STAMP)
 	$(BIN)/posterlite bench
 
@@ -26,4 +44,4 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 test: $(STAMP) android-tools lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -rs

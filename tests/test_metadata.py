@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -140,37 +139,21 @@ READER = textwrap.dedent(
 )
 
 
+REPO = Path(__file__).resolve().parents[1]
+TFLITE_SUPPORT_PYTHON = REPO / ".venv-tflite-support" / "bin" / "python"
+
+
 @pytest.fixture(scope="session")
-def tflite_support_python(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A separate venv with tflite-support 0.4.4 (it cannot live beside TF 2.21)."""
-    cached = os.environ.get("POSTERLITE_TFLITE_SUPPORT_PYTHON")
-    if cached:
-        return cached
-    if (
-        shutil.which("ldconfig")
-        and "libusb-1.0"
-        not in subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
-    ):
-        if os.geteuid() != 0:
-            pytest.skip("libusb-1.0-0 missing (needed by tflite-support) and not root")
-        apt = subprocess.run(
-            ["apt-get", "install", "-y", "-qq", "libusb-1.0-0"], capture_output=True, timeout=300
+def tflite_support_python() -> str:
+    """The separate venv with tflite-support 0.4.4 (it cannot live beside TF 2.21) that
+    `make tflite-support-venv` builds; POSTERLITE_TFLITE_SUPPORT_PYTHON names another."""
+    python = Path(os.environ.get("POSTERLITE_TFLITE_SUPPORT_PYTHON", TFLITE_SUPPORT_PYTHON))
+    if not python.is_file():
+        pytest.skip(
+            f"Android's metadata reader (tflite-support 0.4.4) not installed at {python}: "
+            "run `make test-tflite-support` (builds .venv-tflite-support, ~30 s) to run it"
         )
-        if apt.returncode != 0:
-            pytest.skip("could not apt-get install libusb-1.0-0")
-    venv = tmp_path_factory.mktemp("tflite-support") / "venv"
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-        python = str(venv / "bin" / "python")
-        subprocess.run(
-            [python, "-m", "pip", "install", "-q", "tflite-support==0.4.4"],
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        pytest.skip(f"cannot install tflite-support 0.4.4: {exc}")
-    return python
+    return str(python)
 
 
 def test_android_metadata_reader_and_task_library(
