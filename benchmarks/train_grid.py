@@ -1,38 +1,45 @@
-"""Benchmark of the training grid: run (or resume) it, measure it, ship the six models.
+"""Benchmark of the training grid: run (or resume) it and record what it measured.
 
-    .venv/bin/python benchmarks/train_grid.py --data models/manifest.csv --out models
+    nice -n 10 .venv/bin/python benchmarks/train_grid.py --data models/manifest.csv --out models
+
+Runtime: about 35 min on a 2-core AMD EPYC with cold caches (30 runs: 3 architectures x
++-SMOTE x 5 optimizer settings, at most --time-budget s per fit); minutes when the grid's
+state file in .cache/grid/ says the runs are done. `--render-only` takes a second.
 
 Measures the wall time and peak RSS of the whole grid (this process: resource.getrusage),
-the validation quality of each of the six shipped models, and SMOTE vs its plain twin per
-genre. Writes benchmarks/results/train_grid.{md,json} and models/README.md.
-`--render-only` rebuilds the Markdown from the last JSON + the grid state (no training).
+the state of the feature caches when it started, the validation quality of the model each
+of the six names keeps (read from the cards the grid writes) and SMOTE vs its plain twin.
+Saves benchmarks/results/train_grid.json, then renders train_grid.md from that JSON alone.
+
+This is the grid's reproduction record: models trained otherwise afterwards (fine-tunes)
+are not part of it; models/README.md describes what models/ ships now.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import sys
 import time
 from pathlib import Path
 
-from posterlite.card import MODEL_NAME, read_card
-from posterlite.train import (
-    GRID_OPTIMIZERS,
-    MODEL_NAMES,
-    SELECTION_METRIC,
-    TrainConfig,
-    Workspace,
-    peak_rss_mb,
-    run_grid,
-    write_json,
-)
+import results_io as rio
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-TARGETS = {"grid_wall_min": 60, "peak_rss_gb": 4, "best_mobilenet_map": 0.58, "best_macro_f1": 0.53}
+NAME = "train_grid"
+RUNTIME = "about 35 min on 2 cores with cold caches"
+ARCHS = ("cnn", "mobilenet_v1", "mobilenet_v2")
+TARGETS = {
+    "grid_wall_min": 60.0,
+    "peak_rss_mb": 4096.0,
+    "best_mobilenet_map": 0.58,
+    "best_mobilenet_macro_f1": 0.53,
+}
 
 
+# ------------------------------------------------------------------------------ measure
 def model_rows(out: Path) -> dict[str, dict]:
+    """What the grid kept under each model name (its card and file sizes)."""
+    from posterlite.card import MODEL_NAME, read_card
+    from posterlite.train import MODEL_NAMES
+
     rows = {}
     for name in MODEL_NAMES:
         folder = out / name
@@ -60,10 +67,59 @@ def model_rows(out: Path) -> dict[str, dict]:
     return rows
 
 
+def cache_state(cache: Path) -> str:
+    """Which feature / pixel caches existed before the grid started (cold or warm)."""
+    found = sorted(
+        p.relative_to(cache).as_posix()
+        for sub in ("features", "pixels")
+        for p in (cache / sub).glob("*.npz")
+    )
+    return "cold (no cached features or pixels)" if not found else f"warm: {', '.join(found)}"
+
+
+def measure(data: Path, out: Path, time_budget: float, results: Path, argv: list[str]) -> dict:
+    from posterlite.train import (
+        GRID_OPTIMIZERS,
+        SELECTION_METRIC,
+        TrainConfig,
+        Workspace,
+        peak_rss_mb,
+        run_grid,
+    )
+
+    env = rio.environment()
+    ws = Workspace()
+    feature_cache = cache_state(ws.cache)
+    started = time.perf_counter()
+    result = run_grid(data, out, TrainConfig(time_budget_s=time_budget), ws)
+    grid = {
+        "wall_time_s": time.perf_counter() - started,
+        "peak_rss_mb": peak_rss_mb(),
+        "runs_trained": len(result.redone),
+        "runs_resumed": len(result.runs) - len(result.redone),
+        "feature_cache": feature_cache,
+        "optimizers": [f"{name} {lr:g}" for name, lr in GRID_OPTIMIZERS],
+    }
+    payload = {
+        "command": rio.command("train_grid.py", argv),
+        "environment": env,
+        "time_budget_s": time_budget,
+        "selection": SELECTION_METRIC,
+        "targets": TARGETS,
+        "grid": grid,
+    }
+    # Saved before reading the cards: a later bug must not lose the grid's measurement.
+    rio.save_json(results, NAME, payload)
+    rows = model_rows(out)
+    payload["models"] = rows
+    payload["smote_vs_plain"] = smote_vs_plain(rows)
+    return payload
+
+
 def smote_vs_plain(rows: dict[str, dict]) -> dict[str, dict]:
-    """Per architecture and genre: (SMOTE - plain) AP and F1@0.5 of the shipped pair."""
+    """Per architecture and genre: (SMOTE - plain) AP and F1@0.5 of the kept pair."""
     table = {}
-    for arch in ("cnn", "mobilenet_v1", "mobilenet_v2"):
+    for arch in ARCHS:
         plain, smote = rows.get(arch), rows.get(f"{arch}_smote")
         if not plain or not smote:
             continue
@@ -77,22 +133,107 @@ def smote_vs_plain(rows: dict[str, dict]) -> dict[str, dict]:
     return table
 
 
-def render(payload: dict) -> tuple[str, str, str]:
-    rows, deltas = payload["models"], payload["smote_vs_plain"]
-    grid = payload["grid"]
-    main = [
+# ------------------------------------------------------------------------------- render
+def target_rows(payload: dict) -> list[tuple[str, str, str, str]]:
+    """(target, measured, limit, verdict) computed from the JSON's figures."""
+    limits = payload.get("targets", TARGETS)
+    grid, rows = payload["grid"], payload["models"]
+    out = []
+    wall_min = grid["wall_time_s"] / 60
+    out.append(
+        (
+            "grid wall time",
+            f"{wall_min:.1f} min",
+            f"< {limits['grid_wall_min']:g} min",
+            rio.verdict(wall_min < limits["grid_wall_min"]),
+        )
+    )
+    out.append(
+        (
+            "peak RSS of the whole grid",
+            f"{grid['peak_rss_mb']:.0f} MB",
+            f"< {limits['peak_rss_mb']:.0f} MB",
+            rio.verdict(grid["peak_rss_mb"] < limits["peak_rss_mb"]),
+        )
+    )
+    mobilenets = {n: r for n, r in rows.items() if n.startswith("mobilenet")}
+    for key, label, limit_key in (
+        ("mAP", "best MobileNet val mAP", "best_mobilenet_map"),
+        ("macro_f1", "best MobileNet val macro F1@0.5", "best_mobilenet_macro_f1"),
+    ):
+        limit = limits[limit_key]
+        if not mobilenets:
+            out.append((label, "-", f">= {limit:g}", "not measured (no MobileNet in the JSON)"))
+            continue
+        best = max(mobilenets, key=lambda n, k=key: mobilenets[n][k])
+        value = mobilenets[best][key]
+        ok = value >= limit
+        shown = rio.verdict(ok) if ok else f"missed by {limit - value:.4f}"
+        out.append((label, f"{value:.4f} ({best})", f">= {limit:g}", shown))
+    return out
+
+
+def smote_summary(rows: dict[str, dict]) -> list[str]:
+    """Overall SMOTE minus plain per architecture, computed from the kept pair."""
+    lines = []
+    for arch in ARCHS:
+        plain, smote = rows.get(arch), rows.get(f"{arch}_smote")
+        if not plain or not smote:
+            continue
+        d_map = smote["mAP"] - plain["mAP"]
+        d_f1 = smote["macro_f1"] - plain["macro_f1"]
+        genres = plain["per_genre_ap"]
+        ap_up = sum(smote["per_genre_ap"][g] > plain["per_genre_ap"][g] for g in genres)
+        f1_up = sum(smote["per_genre_f1"][g] > plain["per_genre_f1"][g] for g in genres)
+        lines.append(
+            f"- {arch}: mAP {d_map:+.4f}, macro F1@0.5 {d_f1:+.4f}; SMOTE raises AP on "
+            f"{ap_up} of {len(genres)} genres and F1@0.5 on {f1_up} of {len(genres)}."
+        )
+    return lines
+
+
+def render(payload: dict) -> str:
+    rows, deltas, grid = payload["models"], payload["smote_vs_plain"], payload["grid"]
+    lines = rio.header("Training grid benchmark", payload, RUNTIME)
+    n_runs = grid["runs_trained"] + grid["runs_resumed"]
+    optimizers = grid.get("optimizers")
+    lines += [
+        f"- grid: {n_runs} runs ({grid['runs_trained']} trained by this measurement, "
+        f"{grid['runs_resumed']} resumed from the state file), at most "
+        f"{payload['time_budget_s']:.0f} s per fit"
+        + (f"; optimizer settings: {', '.join(optimizers)}" if optimizers else ""),
+        f"- feature cache at start: {grid['feature_cache']}",
+        f"- each model name keeps its best run by {payload.get('selection', 'validation mAP')}, "
+        "on the validation split (no test split: these figures are optimistic by the "
+        "selection)",
+        "",
+        "## Targets",
+        "",
+        "| target | measured | limit | verdict |",
+        "|---|---:|---:|---|",
+        *(f"| {t} | {m} | {lim} | {v} |" for t, m, lim, v in target_rows(payload)),
+        "",
+        "## The six models the grid kept (validation split)",
+        "",
         "| model | selected run | val mAP | macro F1@0.5 | micro F1@0.5 | paper accuracy | "
         "macro F1 (tuned thr.) | params | model.keras MB |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, r in rows.items():
-        main.append(
+        lines.append(
             f"| {name} | {r['selected_run']} | {r['mAP']:.4f} | {r['macro_f1']:.4f} | "
             f"{r['micro_f1']:.4f} | {r['paper_accuracy']:.4f} | {r['tuned_macro_f1']:.4f} | "
             f"{r['params']:,} | {r['file_mb']:.1f} |"
         )
-    genres = next(iter(rows.values()))["per_genre_ap"].keys() if rows else []
-    comparison = [
+    genres = list(next(iter(rows.values()))["per_genre_ap"]) if rows else []
+    lines += [
+        "",
+        "## SMOTE minus plain (the kept pair)",
+        "",
+        *smote_summary(rows),
+        "",
+        'Per genre, val AP / F1@0.5 ("helps" = both rise):',
+        "",
         "| architecture | " + " | ".join(genres) + " |",
         "|---|" + "---:|" * len(genres),
     ]
@@ -102,186 +243,55 @@ def render(payload: dict) -> tuple[str, str, str]:
             + (" helps" if per[g]["ap_delta"] > 0 and per[g]["f1_delta"] > 0 else "")
             for g in genres
         ]
-        comparison.append(f"| {arch} | " + " | ".join(cells) + " |")
-    candidates = ["| run | val mAP | macro F1@0.5 |", "|---|---:|---:|"]
+        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+    lines += ["", "## Every grid run", "", "| run | val mAP | macro F1@0.5 |", "|---|---:|---:|"]
     for r in rows.values():
         for run, c in r["candidates"].items():
             mark = " **(kept)**" if run == r["selected_run"] else ""
-            candidates.append(
-                f"| {run}{mark} | {c['val_map'] or float('nan'):.4f} | {c['val_macro_f1']:.4f} |"
-            )
-    t = payload["targets"]
-    bench = "\n".join(
-        [
-            "# Training grid benchmark",
-            "",
-            f"Command: `{payload['command']}`. Machine: 2 CPU cores shared with other jobs.",
-            "",
-            f"- grid wall time: {grid['wall_time_s'] / 60:.1f} min ({grid['runs_trained']} runs "
-            f"trained in this measurement, {grid['runs_resumed']} resumed from the state file; "
-            f"target < {TARGETS['grid_wall_min']} min: {'met' if t['wall'] else 'MISSED'})",
-            f"- feature cache at start: {grid['feature_cache']}",
-            f"- peak RSS of the whole grid: {grid['peak_rss_mb']:.0f} MB (target < "
-            f"{TARGETS['peak_rss_gb']} GB: {'met' if t['rss'] else 'MISSED'})",
-            f"- best MobileNet val mAP {t['best_mobilenet_map']:.4f} (target >= "
-            f"{TARGETS['best_mobilenet_map']}: {'met' if t['map'] else 'MISSED'}); best "
-            f"MobileNet macro F1@0.5 {t['best_mobilenet_macro_f1']:.4f} (target >= "
-            f"{TARGETS['best_macro_f1']}: {'met' if t['f1'] else 'MISSED'})",
-            f"- selection: {SELECTION_METRIC}, on the validation split (no test split exists: "
-            "these validation figures are optimistic by the selection).",
-            "",
-            "## The six shipped models (validation split)",
-            "",
-            *main,
-            "",
-            "## SMOTE minus plain, per genre (val AP / F1@0.5 of the shipped pair)",
-            "",
-            *comparison,
-            "",
-            "## Targets and notes",
-            "",
-            targets_text(payload),
-            "## Every grid run",
-            "",
-            *candidates,
-            "",
-        ]
+            val_map = "-" if c["val_map"] is None else f"{c['val_map']:.4f}"
+            lines.append(f"| {run}{mark} | {val_map} | {c['val_macro_f1']:.4f} |")
+    lines += [
+        "",
+        rio.note(
+            "this file records the grid run only. Models trained after it (for example a "
+            "fine-tuned MobileNet copied into models/) are not part of it; "
+            "models/README.md describes what models/ ships now."
+        ),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = rio.make_parser(__doc__, NAME)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=rio.REPO / "models" / "manifest.csv",
+        help="the training manifest",
     )
-    return bench, "\n".join(main), "\n".join(comparison)
-
-
-def targets_text(payload: dict) -> str:
-    t, grid = payload["targets"], payload["grid"]
-    verdict = {True: "met", False: "MISSED"}
-    return (
-        f"- grid wall time {grid['wall_time_s'] / 60:.1f} min (< 60: {verdict[t['wall']]}), "
-        f"peak RSS {grid['peak_rss_mb']:.0f} MB (< 4 GB: {verdict[t['rss']]}), "
-        f"cold feature cache.\n"
-        f"- best MobileNet mAP {t['best_mobilenet_map']:.4f} (>= 0.58: {verdict[t['map']]}); "
-        f"best MobileNet macro F1@0.5 {t['best_mobilenet_macro_f1']:.4f} (>= 0.53: "
-        f"{verdict[t['f1']]}). The paper's best macro F1 was 0.25.\n"
-        "- On this merged imdb-7k + kaggle manifest, other heads on the same cached V1 "
-        "features did not beat the shipped one (Adam 1e-3, seed 0): hidden 256 / dropout 0.5 "
-        "0.5725 mAP, hidden 512 / 0.5 0.5730, no hidden layer 0.5561, standardized input + "
-        "Dense(6) 0.5551, L2 1e-3 0.5722; a class-balanced logistic regression (standardized, "
-        "C=0.01) 0.5269. The 0.58 mAP target is missed by ~0.006.\n"
-        "- SMOTE does not help the MobileNets overall (mAP -0.010 V1, -0.003 V2): it helps "
-        "single genres' F1 at 0.5 here and there (see the table) but lowers AP on most. On the "
-        "cnn it raises macro F1@0.5 (+0.017: Drama +0.11, Other -0.10) at equal mAP.\n"
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=rio.REPO / "models",
+        help="where the six kept models are written",
     )
-
-
-def models_readme(payload: dict, table: str, comparison: str) -> str:
-    n_opt = len(GRID_OPTIMIZERS)
-    targets = targets_text(payload)
-    return f"""# models/: the six shipped genre models
-
-Each folder holds `model.keras` (the full model: 224x224 (MobileNets) or 96x96 (cnn) RGB
-image in [-1, 1] -> network -> 6 sigmoid probabilities for Action, Drama, Comedy, Crime,
-Romance, Other), `card.json` (manifest sha256, preprocessing, hyperparameters, seed, wall
-time, peak RSS, library versions, validation summary, per-genre thresholds tuned on
-validation; 0.5 stays the default), `report.{{json,md}}` (validation report at 0.5 and at the
-tuned thresholds), `thresholds.json`, `history.json`, `curves.png`, `confusion.png`.
-`manifest.csv` is the data engineer's merged imdb-7k + kaggle manifest (70/30 film-grouped).
-
-Built by `posterlite train grid --data models/manifest.csv --out models` (via
-`benchmarks/train_grid.py`): 3 architectures x +-SMOTE x {n_opt} optimizer settings (Adam
-1e-3, 1e-4, 1e-5; SGD (momentum 0.9) 1e-4, 1e-5), 50 epochs max, batch 32, seed 0, early
-stopping on validation PR-AUC (patience 8), at most {payload["time_budget_s"]:.0f} s per fit.
-Each of the six keeps its best run by {SELECTION_METRIC}. Other grid runs and the state
-file stay in `.cache/grid/` (resumable). Figures are on the validation split, which was
-also used for early stopping, thresholds and selection: they are optimistic; there is no
-test split.
-
-{table}
-
-SMOTE minus plain, per genre (AP / F1 at 0.5; "helps" = both improve):
-
-{comparison}
-
-## Targets (validation)
-
-{targets}
-
-## Choices
-
-- MobileNetV1 / V2: ImageNet weights imported from Google's TFLite MobileNets
-  (`posterlite.backbones`), frozen, batch norm in inference mode. Their pooled features
-  are cached by content (image bytes sha256, weights sha256, input size, preprocessing
-  version) so the whole grid computes them once. Head: Dropout(0.3) + Dense(256, relu) +
-  Dropout(0.3) + Dense(6, sigmoid); the hidden layer was picked on validation (V1, Adam
-  1e-3: mAP 0.592 vs 0.575 without it on an imdb-7k-only split; 0.5725 vs 0.5561 on this
-  manifest's validation split).
-- Loss: class-balanced binary cross-entropy (per genre, positives n/(2 pos), negatives
-  n/(2 neg)), so rare genres get recall at threshold 0.5 (macro F1).
-- cnn: a from-scratch depthwise-separable CNN (~50k parameters) on 96 px posters (decoded
-  once into a cached uint8 array), random horizontal flips, early stopping on validation.
-- SMOTE (`posterlite.smote`): imbalanced-learn SMOTE on embeddings, never on pixels. The
-  multi-label use is the label powerset: each distinct label set is a class; label sets
-  with >= 6 training posters are raised towards half the largest set's count, rarer ones
-  are left alone; synthetic samples inherit their class's exact label set; at most 0.5
-  synthetic rows per original and a byte budget (bound = 2 x n_out x dim x 4 bytes +
-  neighbour block, measured with tracemalloc; each card's `extra.smote` records both).
-  For the cnn, SMOTE runs on the plain CNN's 160-d penultimate embeddings (trunk frozen)
-  and the head is retrained; for the MobileNets on the frozen 1024/1280-d features.
-"""
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=REPO / "models" / "manifest.csv")
-    parser.add_argument("--out", type=Path, default=REPO / "models")
-    parser.add_argument("--time-budget", type=float, default=120.0)
-    parser.add_argument("--render-only", action="store_true")
-    args = parser.parse_args()
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    json_path = RESULTS / "train_grid.json"
+    parser.add_argument(
+        "--time-budget", type=float, default=120.0, help="seconds at most per fit (default 120)"
+    )
+    args = parser.parse_args(argv)
     if args.render_only:
-        previous = json.loads(json_path.read_text(encoding="utf-8"))
-        grid, time_budget = previous["grid"], previous["time_budget_s"]
+        payload = rio.load_json(args.results, NAME)
     else:
-        ws = Workspace()
-        features_before = sorted(p.name for p in (ws.cache / "features").glob("*.npz"))
-        started = time.perf_counter()
-        base = TrainConfig(time_budget_s=args.time_budget)
-        result = run_grid(args.data, args.out, base, ws)
-        grid = {
-            "wall_time_s": time.perf_counter() - started,
-            "peak_rss_mb": peak_rss_mb(),
-            "runs_trained": len(result.redone),
-            "runs_resumed": len(result.runs) - len(result.redone),
-            "feature_cache": (
-                "cold (no cached features)" if not features_before else f"warm {features_before}"
-            ),
-        }
-        time_budget = args.time_budget
-        # Saved before rendering: a rendering bug must not lose the grid's measurement.
-        write_json(json_path, {"grid": grid, "time_budget_s": time_budget})
-    rows = model_rows(args.out)
-    mobilenets = [r for n, r in rows.items() if n.startswith("mobilenet")]
-    best_map = max((r["mAP"] for r in mobilenets), default=float("nan"))
-    best_f1 = max((r["macro_f1"] for r in mobilenets), default=float("nan"))
-    payload = {
-        "command": f"python benchmarks/train_grid.py --data {args.data} --out {args.out}",
-        "time_budget_s": time_budget,
-        "grid": grid,
-        "models": rows,
-        "smote_vs_plain": smote_vs_plain(rows),
-        "targets": {
-            "wall": grid["wall_time_s"] < TARGETS["grid_wall_min"] * 60,
-            "rss": grid["peak_rss_mb"] < TARGETS["peak_rss_gb"] * 1024,
-            "map": best_map >= TARGETS["best_mobilenet_map"],
-            "f1": best_f1 >= TARGETS["best_macro_f1"],
-            "best_mobilenet_map": best_map,
-            "best_mobilenet_macro_f1": best_f1,
-        },
-    }
-    write_json(json_path, payload)
-    bench, table, comparison = render(payload)
-    (RESULTS / "train_grid.md").write_text(bench, encoding="utf-8")
-    (args.out / "README.md").write_text(models_readme(payload, table, comparison), "utf-8")
-    print(bench)
+        kept = [a for a in argv if a != "--render-only"]
+        payload = measure(args.data, args.out, args.time_budget, args.results, kept)
+        rio.save_json(args.results, NAME, payload)
+    text = render(payload)
+    rio.save_markdown(args.results, NAME, text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
