@@ -1,141 +1,52 @@
 """Size and accuracy of every shipped model in every TFLite format, next to Keras.
 
+    nice -n 10 .venv/bin/python benchmarks/convert_formats.py [--models models] [--eval-limit N]
+
+Runtime: about 25-40 min on a 2-core AMD EPYC for the six shipped models (24 conversions,
+each checked through LiteRT on the 2,282 validation posters; posters are decoded once per
+input size). `--eval-limit 200` makes it a few minutes. `--render-only` takes a second.
+
 For each trained run under models/ (`<name>/model.keras` + `card.json`), converts to fp32,
 fp16, dynamic-range and int8 with `posterlite.convert.convert_model` (int8 calibrated on the
 committed calibration/ set; the default 0.01 mAP gate on), which checks each file through
-the LiteRT runtime on the model's validation split. Posters are decoded once per input size
-and shared by all models. Writes the .tflite files into each run folder (where
-`posterlite bench` finds them) and the table to benchmarks/results/convert_formats.{json,md}.
+the LiteRT runtime on the model's validation split, and measures how many bytes of each
+int8 file are quantization parameters. Writes the .tflite files into each run folder (where
+`posterlite bench` finds them), saves benchmarks/results/convert_formats.json, then renders
+convert_formats.md from that JSON alone.
 
 Targets: int8 file <= 0.30x the float32 file; int8 mAP within 0.01 of Keras for the
 MobileNets.
-
-    .venv/bin/python benchmarks/convert_formats.py [--models models] [--eval-limit N]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+import results_io as rio
 
-from posterlite.card import CARD_NAME, MODEL_NAME  # noqa: E402
-from posterlite.convert import (  # noqa: E402
-    FORMATS,
-    EvalSet,
-    calibration_paths,
-    convert_model,
-    load_calibration,
-    load_eval_set,
-    resolve_model,
-)
-from posterlite.errors import PosterliteError  # noqa: E402
-from posterlite.fileio import atomic_write_text  # noqa: E402
-
-RESULTS = REPO / "benchmarks" / "results"
+NAME = "convert_formats"
+RUNTIME = "about 25-40 min on 2 cores for the six shipped models"
 SIZE_TARGET = 0.30
 MAP_TARGET = 0.01
 
 
+# ------------------------------------------------------------------------------ measure
 def runs(models: Path) -> list[Path]:
+    from posterlite.card import CARD_NAME, MODEL_NAME
+
     return sorted(
         p for p in models.iterdir() if (p / MODEL_NAME).is_file() and (p / CARD_NAME).is_file()
     )
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=Path, default=REPO / "models")
-    parser.add_argument("--eval-limit", type=int, default=None)
-    parser.add_argument("--max-drop", type=float, default=0.01)
-    parser.add_argument("--results", type=Path, default=RESULTS)
-    parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="Rebuild the table from each run's conversion.json without converting.",
-    )
-    args = parser.parse_args()
-
-    found = runs(args.models)
-    if not found:
-        raise SystemExit(f"no trained runs (model.keras + card.json) under {args.models}")
-    if args.report_only:
-        previous = args.results / "convert_formats.json"
-        seconds = (
-            {r["model"]: r.get("seconds") for r in json.loads(previous.read_text())}
-            if previous.is_file()
-            else {}
-        )
-        rows = [existing_row(run) for run in found]
-        for row in rows:
-            row["seconds"] = seconds.get(row["model"])
-        write(rows, args.results)
-        return
-    eval_sets: dict[tuple[str, int], EvalSet | None] = {}
-    calibrations: dict[int, object] = {}
-    rows: list[dict] = []
-    for run in found:
-        source = resolve_model(run)
-        size = source.card.input_size
-        key = (source.card.manifest, size)
-        if key not in eval_sets:
-            eval_sets[key] = load_eval_set(source, limit=args.eval_limit)
-        if size not in calibrations:
-            paths, _ = calibration_paths(source, None)
-            calibrations[size] = load_calibration(paths, size)
-        started = time.perf_counter()
-        error = ""
-        try:
-            convert_model(
-                run,
-                formats=FORMATS,
-                eval_set=eval_sets[key],
-                calibration_inputs=calibrations[size],
-                max_drop=args.max_drop,
-                log=lambda line, name=source.name: print(f"[{name}] {line}", flush=True),
-            )
-        except PosterliteError as exc:
-            error = str(exc)
-            print(f"[{source.name}] {error}", flush=True)
-        report_path = run / "conversion.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else None
-        rows.append(
-            {
-                "model": source.name,
-                "arch": source.card.arch,
-                "input_size": size,
-                "seconds": time.perf_counter() - started,
-                "error": error,
-                "report": report,
-            }
-        )
-    write(rows, args.results)
-
-
-def existing_row(run: Path) -> dict:
-    source = resolve_model(run)
-    report_path = run / "conversion.json"
-    return {
-        "model": source.name,
-        "arch": source.card.arch,
-        "input_size": source.card.input_size,
-        "seconds": None,
-        "error": "" if report_path.is_file() else "not converted",
-        "report": json.loads(report_path.read_text()) if report_path.is_file() else None,
-    }
 
 
 def int8_breakdown(path: Path) -> dict[str, int]:
     """Bytes of an int8 file by kind: weight/bias data, quantization parameters, the rest.
 
     Per-channel quantization stores a float32 scale and an int64 zero point for every
-    output channel of every weight and bias tensor; on a MobileNet that is ~14% of the file
-    and the reason int8 lands near, not at, a quarter of float32.
+    output channel of every weight and bias tensor; the measured share is in the results.
     """
     from ai_edge_litert import schema_py_generated as schema
 
@@ -151,29 +62,154 @@ def int8_breakdown(path: Path) -> dict[str, int]:
     return {"total": total, "buffers": data, "quant_params": quant, "other": total - data - quant}
 
 
-def _targets(row: dict) -> tuple[str, str]:
-    report = row["report"]
-    by_format = {r["format"]: r for r in report["results"]} if report else {}
-    fp32, int8 = by_format.get("fp32"), by_format.get("int8")
-    size = "-"
+def relative_report(report: dict) -> dict:
+    """A conversion report with every path made repository-relative."""
+    out = dict(report)
+    for key in ("keras_path",):
+        if out.get(key):
+            out[key] = rio.rel(out[key])
+    if out.get("eval_source"):
+        path, _, rest = str(out["eval_source"]).partition(" ")
+        out["eval_source"] = f"{rio.rel(path)} {rest}".strip()
+    out["results"] = [{**r, "path": rio.rel(r["path"])} for r in report.get("results", [])]
+    return out
+
+
+def measure(args, argv: list[str]) -> dict:
+    from posterlite.convert import (
+        FORMATS,
+        calibration_paths,
+        convert_model,
+        load_calibration,
+        load_eval_set,
+        resolve_model,
+    )
+    from posterlite.errors import PosterliteError
+
+    found = runs(args.models)
+    if not found:
+        raise SystemExit(f"error: no trained runs (model.keras + card.json) under {args.models}")
+    env = rio.environment()
+    started = time.perf_counter()
+    eval_sets: dict = {}
+    calibrations: dict = {}
+    rows: list[dict] = []
+    for run in found:
+        source = resolve_model(run)
+        size = source.card.input_size
+        key = (source.card.manifest, size)
+        if key not in eval_sets:
+            eval_sets[key] = load_eval_set(source, limit=args.eval_limit)
+        if size not in calibrations:
+            paths, _ = calibration_paths(source, None)
+            calibrations[size] = load_calibration(paths, size)
+        run_started = time.perf_counter()
+        error = ""
+        try:
+            convert_model(
+                run,
+                formats=FORMATS,
+                eval_set=eval_sets[key],
+                calibration_inputs=calibrations[size],
+                max_drop=args.max_drop,
+                log=lambda line, name=source.name: print(f"[{name}] {line}", flush=True),
+            )
+        except PosterliteError as exc:
+            error = str(exc)
+            print(f"[{source.name}] {error}", flush=True)
+        report_path = run / "conversion.json"
+        report = json.loads(report_path.read_text()) if report_path.is_file() else None
+        row = {
+            "model": source.name,
+            "arch": source.card.arch,
+            "input_size": size,
+            "seconds": time.perf_counter() - run_started,
+            "error": error,
+            "report": relative_report(report) if report else None,
+        }
+        int8 = [r for r in (report or {}).get("results", []) if r["format"] == "int8"]
+        if int8 and Path(int8[0]["path"]).is_file():
+            row["int8_breakdown"] = int8_breakdown(Path(int8[0]["path"]))
+        rows.append(row)
+    return {
+        "command": rio.command("convert_formats.py", argv),
+        "environment": env,
+        "wall_time_s": time.perf_counter() - started,
+        "max_drop": args.max_drop,
+        "eval_limit": args.eval_limit,
+        "targets": {"int8_size_ratio": SIZE_TARGET, "int8_map_drop": MAP_TARGET},
+        "rows": rows,
+    }
+
+
+# ------------------------------------------------------------------------------- render
+def by_format(row: dict) -> dict[str, dict]:
+    report = row.get("report") or {}
+    return {r["format"]: r for r in report.get("results", [])}
+
+
+def _targets(row: dict, targets: dict) -> tuple[str, str]:
+    formats = by_format(row)
+    fp32, int8 = formats.get("fp32"), formats.get("int8")
+    size = "not measured"
     if fp32 and int8:
         ratio = int8["size_bytes"] / fp32["size_bytes"]
-        size = f"{ratio:.4f} ({'met' if ratio <= SIZE_TARGET else 'NOT met'})"
-    accuracy = "-"
+        size = f"{ratio:.4f} ({rio.verdict(ratio <= targets['int8_size_ratio'])})"
+    accuracy = "not measured"
     if int8 and int8.get("map_delta") is not None:
-        met = -int8["map_delta"] <= MAP_TARGET
-        accuracy = f"{int8['map_delta']:+.4f} ({'met' if met else 'NOT met'})"
+        met = -int8["map_delta"] <= targets["int8_map_drop"]
+        accuracy = f"{int8['map_delta']:+.4f} ({rio.verdict(met)})"
     return size, accuracy
 
 
-def write(rows: list[dict], results: Path) -> None:
-    results.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "# Formats: size and accuracy next to Keras",
-        "",
+def _span(values: list[float], fmt: str) -> str:
+    if not values:
+        return "none measured"
+    low, high = min(values), max(values)
+    return format(low, fmt) if low == high else f"{format(low, fmt)}-{format(high, fmt)}"
+
+
+def summary(rows: list[dict], targets: dict) -> list[str]:
+    """Ranges and verdicts over the measured rows (MobileNets vs the small CNNs)."""
+    lines = []
+    for label, wanted in (("MobileNets", True), ("CNNs", False)):
+        group = [r for r in rows if r["arch"].startswith("mobilenet") == wanted]
+        ratios, shares, drops = [], [], []
+        for r in group:
+            formats = by_format(r)
+            if "fp32" in formats and "int8" in formats:
+                ratios.append(formats["int8"]["size_bytes"] / formats["fp32"]["size_bytes"])
+                if formats["int8"].get("map_delta") is not None:
+                    drops.append(-formats["int8"]["map_delta"])
+            if r.get("int8_breakdown"):
+                parts = r["int8_breakdown"]
+                shares.append(parts["quant_params"] / parts["total"])
+        if not group:
+            continue
+        met = sum(x <= targets["int8_size_ratio"] for x in ratios)
+        line = (
+            f"- {label} ({len(group)}): int8 / float32 size {_span(ratios, '.3f')} "
+            f"(<= {targets['int8_size_ratio']:.2f}: met by {met} of {len(ratios)}); "
+            f"quantization parameters {_span([s * 100 for s in shares], '.1f')} % of the "
+            "int8 file"
+        )
+        if drops:
+            worst = max(drops)
+            line += f"; largest int8 mAP drop vs Keras {worst:.4f}"
+            if wanted:
+                ok = sum(d <= targets["int8_map_drop"] for d in drops)
+                line += f" (<= {targets['int8_map_drop']}: met by {ok} of {len(drops)})"
+        lines.append(line + ".")
+    return lines
+
+
+def render(payload: dict) -> str:
+    rows, targets = payload["rows"], payload["targets"]
+    lines = rio.header("Formats: size and accuracy next to Keras", payload, RUNTIME)
+    lines += [
         "Each model converted by `posterlite convert` (int8 calibrated on calibration/), checked "
         "through the LiteRT runtime on its validation split. mAP and macro F1 at 0.5; "
-        "d = TFLite minus Keras.",
+        f"d = TFLite minus Keras; gate: max mAP drop {payload['max_drop']}.",
         "",
         "| model | format | size MB | x fp32 | mAP | d mAP | macro F1 | d F1 | max abs dp | gate |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
@@ -205,38 +241,62 @@ def write(rows: list[dict], results: Path) -> None:
             )
     lines += [
         "",
-        f"Targets: int8 file <= {SIZE_TARGET:.2f}x float32; int8 mAP within {MAP_TARGET} of "
-        "Keras (MobileNets).",
+        "## Targets",
+        "",
+        f"int8 file <= {targets['int8_size_ratio']:.2f}x float32; int8 mAP within "
+        f"{targets['int8_map_drop']} of Keras (MobileNets).",
         "",
         "| model | int8 / fp32 size | int8 d mAP | int8 quant params KB (share) | check set |",
         "|---|---|---|---|---|",
     ]
     for row in rows:
-        size, accuracy = _targets(row)
+        size, accuracy = _targets(row, targets)
         report = row["report"] or {}
         where = f"{report.get('eval_count', 0)} posters" if report else "-"
-        int8 = [r for r in report.get("results", []) if r["format"] == "int8"]
-        quant = "-"
-        if int8 and Path(int8[0]["path"]).is_file():
-            parts = int8_breakdown(Path(int8[0]["path"]))
-            row["int8_breakdown"] = parts
+        quant = "not measured"
+        if row.get("int8_breakdown"):
+            parts = row["int8_breakdown"]
             share = parts["quant_params"] / parts["total"]
             quant = f"{parts['quant_params'] / 1e3:.0f} ({share:.1%})"
         lines.append(f"| {row['model']} | {size} | {accuracy} | {quant} | {where} |")
     lines += [
         "",
-        "int8 files carry a float32 scale and an int64 zero point per output channel of every "
-        "weight and bias tensor (per-channel quantization, which the MobileNets' depthwise "
-        "convolutions need for accuracy); that is why int8 lands at 0.27-0.30x of float32, "
-        "not 0.25x, and above that for the small CNNs, whose graph and parameters weigh more "
-        "than their weights.",
+        *summary(rows, targets),
+        "",
+        rio.note(
+            "int8 files carry a float32 scale and an int64 zero point per output channel of "
+            "every weight and bias tensor (per-channel quantization) besides the int8 weights, "
+            "and every file carries its graph and metadata; the table above gives the measured share "
+            "of the quantization parameters in each int8 file."
+        ),
+        "",
     ]
-    atomic_write_text(
-        results / "convert_formats.json", json.dumps(rows, indent=2, default=float) + "\n"
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = rio.make_parser(__doc__, NAME)
+    parser.add_argument(
+        "--models", type=Path, default=rio.REPO / "models", help="folder of trained runs"
     )
-    atomic_write_text(results / "convert_formats.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    parser.add_argument(
+        "--eval-limit", type=int, default=None, help="check on the first N validation posters"
+    )
+    parser.add_argument(
+        "--max-drop", type=float, default=0.01, help="conversion gate: max mAP drop vs Keras"
+    )
+    args = parser.parse_args(argv)
+    if args.render_only:
+        payload = rio.load_json(args.results, NAME)
+    else:
+        payload = measure(args, argv)
+        rio.save_json(args.results, NAME, payload)
+    text = render(payload)
+    rio.save_markdown(args.results, NAME, text)
+    print(text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
