@@ -1,5 +1,13 @@
 """Linear probe of the imported ImageNet backbones on the real poster genres.
 
+    nice -n 10 .venv/bin/python benchmarks/linear_probe.py [--threads 1] [--batch 32] [--limit N]
+
+Runtime: about 20-30 min on a 2-core AMD EPYC with a cold feature cache (7,639 posters
+through three backbones, then 6 genres x 3 backbones x 2 subsets of cross-validated
+logistic regressions, about 1 min each); the probes alone (about 6-10 min) when the
+features are cached. Needs ../shared. `--render-only` re-renders linear_probe.md from
+linear_probe.json in a second.
+
 Frozen backbone features (Keras MobileNet with weights imported from Google's TFLite
 files, global-average pooled) -> one class-balanced logistic regression per genre
 (scikit-learn, `class_weight="balanced"`, features standardised, C chosen by 3-fold CV on
@@ -11,16 +19,14 @@ it exists, else ../shared/data/imdb-7k/train.csv with a seeded 70/30 split.
 Features are cached in .cache/linear_probe/<backbone>-<key>.npz (key: weights + poster
 list), so a rerun only fits the probes.
 
-Usage: python benchmarks/linear_probe.py [--threads 1] [--batch 32] [--limit N]
+Saves benchmarks/results/linear_probe.json, then renders linear_probe.md from it alone.
 """
 
 from __future__ import annotations
 
-import argparse
 import ast
 import csv
 import hashlib
-import json
 import os
 import sys
 import time
@@ -29,10 +35,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import results_io as rio
 
-REPO = Path(__file__).resolve().parents[1]
+NAME = "linear_probe"
+RUNTIME = "about 20-30 min on 2 cores with a cold feature cache; needs ../shared"
+REPO = rio.REPO
 SHARED = Path(os.environ.get("POSTERLITE_SHARED", REPO.parent / "shared"))
-RESULTS = REPO / "benchmarks" / "results"
 CACHE = REPO / ".cache" / "linear_probe"
 BACKBONES = (
     ("mobilenet_v1", "mobilenet_v1_1.0_224_quant_embedding_extractor.tflite"),
@@ -111,7 +119,7 @@ def load_items(manifest: Path, seed: int) -> tuple[list[Item], str]:
         )
         for rank, i in enumerate(order)
     ]
-    return items, f"{table} (seeded 70/30, seed {seed})"
+    return items, f"{rio.rel(table)} (seeded 70/30, seed {seed})"
 
 
 def extract(
@@ -176,14 +184,18 @@ def probe(
     return probabilities, chosen
 
 
-def markdown(results: list[ProbeResult], data: str, seconds: float | None) -> str:
-    lines = [
-        "# Linear probe: frozen imported ImageNet backbones -> six genres",
-        "",
-        f"Data: {data}. Per genre: StandardScaler + LogisticRegressionCV "
-        f"(class_weight=balanced, C in {list(CS)} by 3-fold CV on train, AP-scored); "
-        "figures on the held-out split, threshold 0.5. Features: Keras backbone with weights "
-        "imported from the TFLite file, global average pool, posterlite [-1, 1] input.",
+def render(payload: dict) -> str:
+    results = payload["results"]
+    grid = payload["c_grid"]
+    lines = rio.header(
+        "Linear probe: frozen imported ImageNet backbones -> six genres", payload, RUNTIME
+    )
+    lines += [
+        f"Data: {payload['data']}; posters that failed to decode: {payload['skipped_posters']}. "
+        f"Per genre: StandardScaler + LogisticRegressionCV (class_weight=balanced, C in {grid} "
+        "by 3-fold CV on train, AP-scored); figures on the held-out split, threshold 0.5. "
+        "Features: Keras backbone with weights imported from the TFLite file, global average "
+        f"pool, posterlite [-1, 1] input; {payload['threads']} thread(s).",
         "",
         "| subset | backbone | imported from | dim | train | test | macro mAP | macro F1@0.5 "
         "| micro F1@0.5 | issue expects mAP / F1 |",
@@ -191,53 +203,92 @@ def markdown(results: list[ProbeResult], data: str, seconds: float | None) -> st
     ]
     for r in results:
         lines.append(
-            f"| {r.subset} | {r.arch} | `{r.source}` | {r.feature_dim} | {r.train} | {r.test} "
-            f"| {r.macro_map:.3f} | {r.macro_f1:.3f} | {r.micro_f1:.3f} "
-            f"| ~{r.expected_map:.2f} / ~{r.expected_f1:.2f} |"
+            f"| {r['subset']} | {r['arch']} | `{r['source']}` | {r['feature_dim']} | {r['train']} "
+            f"| {r['test']} | {r['macro_map']:.3f} | {r['macro_f1']:.3f} | {r['micro_f1']:.3f} "
+            f"| ~{r['expected_map']:.2f} / ~{r['expected_f1']:.2f} |"
         )
-    genres = list(results[0].per_genre_ap) if results else []
+    genres = list(results[0]["per_genre_ap"]) if results else []
     lines += ["", "Per genre AP / F1@0.5 (and the C chosen by CV on train):", ""]
     lines.append("| subset | backbone | " + " | ".join(genres) + " |")
     lines.append("|---|---|" + "---|" * len(genres))
     for r in results:
         cells = [
-            f"{r.per_genre_ap[g]:.3f} / {r.per_genre_f1[g]:.3f} (C {r.chosen_c[g]:g})"
+            f"{r['per_genre_ap'][g]:.3f} / {r['per_genre_f1'][g]:.3f} (C {r['chosen_c'][g]:g})"
             for g in genres
         ]
-        lines.append(f"| {r.subset} | `{r.source}` | " + " | ".join(cells) + " |")
-    if seconds is not None:
-        lines += ["", f"Feature extraction (all backbones, one decoding pass): {seconds:.0f} s."]
-    lines.append("")
+        lines.append(f"| {r['subset']} | `{r['source']}` | " + " | ".join(cells) + " |")
+    edges = sorted(
+        {
+            f"{r['subset']} `{r['source']}` {g}"
+            for r in results
+            for g in genres
+            if r["chosen_c"][g] in (min(grid), max(grid))
+        }
+    )
+    if edges:
+        lines += [
+            "",
+            f"C at an edge of the grid ({min(grid):g} or {max(grid):g}) for {len(edges)} of "
+            f"{len(results) * len(genres)} probes.",
+        ]
+    seconds = [r["extract_seconds"] for r in results if r.get("extract_seconds") is not None]
+    lines += [
+        "",
+        f"Feature extraction (all backbones, one decoding pass): {seconds[0]:.0f} s."
+        if seconds
+        else "Feature extraction: not timed by this run (features came from the cache).",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--manifest", type=Path, default=REPO / "models" / "manifest.csv")
-    parser.add_argument("--pretrained", type=Path, default=SHARED / "pretrained")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=32)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = rio.make_parser(__doc__, NAME)
+    parser.add_argument(
+        "--manifest", type=Path, default=REPO / "models" / "manifest.csv", help="train/val split"
+    )
+    parser.add_argument(
+        "--pretrained", type=Path, default=SHARED / "pretrained", help="Google's .tflite files"
+    )
+    parser.add_argument("--threads", type=int, default=1, help="TensorFlow threads")
+    parser.add_argument("--batch", type=int, default=32, help="posters per feature batch")
     parser.add_argument(
         "--limit", type=int, default=0, help="a seeded sample of N posters (smoke run)"
     )
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of --limit and the fallback split"
+    )
     parser.add_argument(
         "--subsets",
         default="all,imdb-7k",
         help="comma list: 'all' and/or manifest sources (each probed on its own rows)",
     )
-    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    if args.render_only:
+        payload = rio.load_json(args.results, NAME)
+    else:
+        payload = measure(args, argv)
+        rio.save_json(args.results, NAME, payload)
+    text = render(payload)
+    rio.save_markdown(args.results, NAME, text)
+    print(text)
+    return 0
+
+
+def measure(args, argv: list[str]) -> dict:
 
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
     tf.config.threading.set_inter_op_parallelism_threads(1)
     from posterlite import backbones
-    from posterlite.fileio import atomic_write_text, sha256_file
+    from posterlite.fileio import sha256_file
     from posterlite.genres import default_scheme
     from posterlite.metrics import evaluate
 
+    env = rio.environment()
+    started = time.perf_counter()
     scheme = default_scheme()
     items, data = load_items(args.manifest, args.seed)
     if args.limit:  # a seeded sample, so a smoke run has both splits
@@ -311,18 +362,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             r = results[-1]
             print(f"{subset} {name}: mAP {r.macro_map:.3f} F1 {r.macro_f1:.3f}", file=sys.stderr)
-    table = markdown(results, data, extract_seconds)
-    print(table)
-    atomic_write_text(args.out / "linear_probe.md", table)
-    payload = {
+    return {
+        "command": rio.command("linear_probe.py", argv),
+        "environment": env,
+        "wall_time_s": time.perf_counter() - started,
         "data": data,
         "skipped_posters": int((~ok_cached).sum()),
         "threads": args.threads,
         "c_grid": list(CS),
         "results": [asdict(r) for r in results],
     }
-    atomic_write_text(args.out / "linear_probe.json", json.dumps(payload, indent=2) + "\n")
-    return 0
 
 
 if __name__ == "__main__":
