@@ -40,6 +40,7 @@ model `pixels_to_input(pixels)` from the same pixels.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -54,7 +55,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_text, sha256_file
+from posterlite.fileio import atomic_path, atomic_write_text, sha256_file
 
 if TYPE_CHECKING:  # keras is imported lazily: this module is importable without it
     import keras
@@ -82,6 +83,8 @@ KERAS_NOTOP_URLS = {
 }
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
 _TFLITE_MAGIC = b"TFL3"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+KERAS_DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before the download gives up
 
 Arch = Literal["mobilenet_v1", "mobilenet_v2"]
 
@@ -814,19 +817,44 @@ def _explicit_weights(arch: str, path: Path, what: str) -> Path:
     raise PosterliteError(f"{what} {path}: expected a .weights.h5 or a .tflite file")
 
 
+def _keras_file_path(arch: str) -> Path:
+    """Where Keras keeps its ImageNet no-top file: $KERAS_HOME/models, else ~/.keras/models."""
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    return keras_home / "models" / KERAS_NOTOP_URLS[arch].rsplit("/", 1)[1]
+
+
 def _keras_cached_file(arch: str) -> Path | None:
     """Keras' ImageNet no-top file if a previous download left it in ~/.keras/models."""
-    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
-    path = keras_home / "models" / KERAS_NOTOP_URLS[arch].rsplit("/", 1)[1]
+    path = _keras_file_path(arch)
     return path if path.is_file() else None
 
 
-def _keras_download(arch: str) -> Path:
-    """Keras' own ImageNet weights (what weights="imagenet" fetches); raises offline."""
-    import keras
+def _keras_download(arch: str, timeout: float = KERAS_DOWNLOAD_TIMEOUT) -> Path:
+    """Keras' own ImageNet weights (the file weights="imagenet" fetches) into Keras' cache,
+    written whole or not at all. Fetched with urllib rather than `keras.utils.get_file`,
+    which turns every failure into a bare `Exception`: here offline, refused, timed-out and
+    HTTP-error downloads raise `OSError` (`URLError`, `HTTPError`, `TimeoutError`), a broken
+    response `http.client.HTTPException`, and a body that is not HDF5 (a proxy's error page)
+    `ValueError`."""
+    import urllib.request
+
+    from tqdm import tqdm
 
     url = KERAS_NOTOP_URLS[arch]
-    return Path(keras.utils.get_file(url.rsplit("/", 1)[1], url, cache_subdir="models"))
+    target = _keras_file_path(arch)
+    with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(target) as tmp:
+        size = int(response.headers.get("Content-Length") or 0) or None
+        with (
+            open(tmp, "wb") as handle,
+            tqdm(total=size, unit="B", unit_scale=True, desc=target.name, disable=None) as bar,
+        ):
+            while chunk := response.read(1 << 20):
+                handle.write(chunk)
+                bar.update(len(chunk))
+        with open(tmp, "rb") as handle:
+            if handle.read(len(_HDF5_MAGIC)) != _HDF5_MAGIC:
+                raise ValueError(f"{url} did not send an HDF5 file")
+    return target
 
 
 def resolve_backbone_weights(arch: str, explicit: Path | None = None) -> Path | None:
@@ -852,7 +880,7 @@ def resolve_backbone_weights(arch: str, explicit: Path | None = None) -> Path | 
     try:
         _keras_download(arch)
         return None
-    except Exception as exc:  # offline: URL fetch failure, DNS error, timeout...
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # see _keras_download
         log.info("Keras ImageNet download failed: %s", exc)
     raise PosterliteError(
         f"no ImageNet weights for {arch}: pass --backbone-weights FILE (.weights.h5 or "

@@ -7,6 +7,10 @@ Google's real MobileNets from ../shared/pretrained and compare them on real post
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -251,25 +255,84 @@ def test_cli_import_writes_weights_and_record(random_v1_tflite: Path, tmp_path: 
 
 
 # --- resolving weights -----------------------------------------------------------------
+class _WeightsServer:
+    """A real HTTP server on 127.0.0.1 standing in for Keras' weight storage: serves the
+    files in `files` (path -> bytes), 404 for anything else."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.hits: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                server.hits.append(self.path)
+                body = server.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                body = body if body is not None else b"not found"
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def weights_server() -> Iterator[_WeightsServer]:
+    server = _WeightsServer()
+    yield server
+    server.close()
+
+
+def _refused_url() -> str:
+    """A 127.0.0.1 port nothing listens on: the connection is refused, as offline."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
 @pytest.fixture
-def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
-    """No env, no pretrained folder, no network, a private cache."""
+def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, weights_server) -> Path:
+    """No env, no pretrained folder, a private Keras home and cache, and Keras' weight URLs
+    pointing at the local server (each arch's file is served only once a test adds it)."""
     for name in (backbones.ENV_WEIGHTS, backbones.ENV_PRETRAINED):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(backbones.ENV_CACHE, str(tmp_path / "cache"))
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
     monkeypatch.setattr(backbones, "pretrained_dirs", lambda: [empty])
-
-    def offline(arch: str) -> Path:
-        raise Exception("URL fetch failure: no network")  # what keras.utils.get_file raises
-
-    monkeypatch.setattr(backbones, "_keras_download", offline)
+    weights_server.files.clear()
+    weights_server.hits.clear()
+    for arch, url in list(backbones.KERAS_NOTOP_URLS.items()):
+        name = url.rsplit("/", 1)[1]
+        monkeypatch.setitem(backbones.KERAS_NOTOP_URLS, arch, f"{weights_server.url}/{name}")
     return tmp_path
 
 
-def test_resolve_without_any_source_names_three_ways(isolated: Path) -> None:
+@pytest.mark.parametrize("failure", ["refused", "404", "error_page"])
+def test_resolve_without_any_source_names_three_ways(
+    isolated: Path, weights_server, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    url = backbones.KERAS_NOTOP_URLS["mobilenet_v2"]
+    name = url.rsplit("/", 1)[1]
+    if failure == "refused":
+        monkeypatch.setitem(backbones.KERAS_NOTOP_URLS, "mobilenet_v2", f"{_refused_url()}/{name}")
+    elif failure == "error_page":  # a proxy's page served as 200 is not weights
+        weights_server.files[f"/{name}"] = b"<html><body>Service unavailable</body></html>"
     with pytest.raises(PosterliteError) as caught:
         backbones.resolve_backbone_weights("mobilenet_v2")
     message = str(caught.value)
@@ -277,13 +340,32 @@ def test_resolve_without_any_source_names_three_ways(isolated: Path) -> None:
     assert "--backbone-weights" in message
     assert "POSTERLITE_PRETRAINED" in message and "../shared/pretrained" in message
     assert "internet" in message and "Keras" in message
+    if failure != "refused":
+        assert weights_server.hits == [f"/{name}"]  # it did try the download
+    keras_models = isolated / "keras" / "models"
+    assert not keras_models.exists() or not list(keras_models.iterdir())  # nothing half-kept
 
 
 def test_resolve_keras_download_returns_none(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch
+    isolated: Path, weights_server, random_v1: tuple
 ) -> None:
-    monkeypatch.setattr(backbones, "_keras_download", lambda arch: isolated / "fake.h5")
+    """Keras' file downloaded over HTTP into Keras' cache; build_backbone then loads it."""
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    source = random_v1[0]
+    served = isolated / "served.h5"
+    with h5py.File(served, "w") as handle:  # the legacy layout of Keras' ImageNet files
+        legacy_h5_format.save_weights_to_hdf5_group(handle, source)
+    name = backbones.KERAS_NOTOP_URLS["mobilenet_v1"].rsplit("/", 1)[1]
+    weights_server.files[f"/{name}"] = served.read_bytes()
+
     assert backbones.resolve_backbone_weights("mobilenet_v1") is None
+    cached = isolated / "keras" / "models" / name
+    assert cached.read_bytes() == served.read_bytes()
+    model = backbones.build_backbone("mobilenet_v1", SMALL, None)
+    for loaded, original in zip(model.weights, source.weights, strict=True):
+        np.testing.assert_array_equal(loaded.numpy(), original.numpy())
 
 
 def test_resolve_imports_once_and_reuses_cache(
