@@ -1,3 +1,132 @@
-"""posterlite: film posters to multi-label genre predictions on a phone."""
+"""posterlite: film posters to multi-label genre predictions on a phone.
+
+The Python API does what the CLI does; heavy modules load on first use, so
+`import posterlite` stays light and works on the runtime-only install (LiteRT, no
+TensorFlow) for `load` / `predict`:
+
+    import posterlite
+
+    model = posterlite.load("models/mobilenet_v2/model.int8.tflite")
+    result = model.predict("poster.jpg")        # a path, bytes, PIL image or uint8 array
+    result.predicted                            # ('Drama',): genres at or above the threshold
+    result.scores                               # {'Action': 0.08, 'Drama': 0.71, ...}
+    model.predict(["a.jpg", "b.jpg"], threshold="tuned")  # a list in, a list out
+
+    posterlite.convert("models/mobilenet_v2", formats=["int8"], out_dir="out")  # full install
+    report = posterlite.bench(["out/mobilenet_v2.int8.tflite"], rounds=3)
+    print(report.table())
+
+`posterlite.convert` and `posterlite.bench` are the stage modules, callable as functions.
+
+`threshold` is the fixed cut (default: the model's, 0.5), a list of one per genre, or
+"tuned" for the per-genre thresholds stored in the model's metadata. Importing posterlite
+keeps TensorFlow's and LiteRT's C++ logging off the terminal (`posterlite.quiet`; set
+POSTERLITE_VERBOSE=1 to keep it).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from posterlite import quiet as _quiet
 
 __version__ = "0.1.0"
+__all__ = ["__version__", "bench", "convert", "load"]
+
+_quiet.install()
+
+if TYPE_CHECKING:
+    from posterlite.bench import BenchReport
+    from posterlite.convert import ConversionReport
+    from posterlite.runtime import PosterModel
+
+
+def load(path: str | Path, threads: int = 1) -> PosterModel:
+    """A `.tflite` genre model ready to `predict`, its labels and thresholds from its metadata."""
+    from posterlite.runtime import PosterModel
+
+    return PosterModel.load(Path(path), threads=threads)
+
+
+def _convert(
+    model: str | Path,
+    formats: Sequence[str] = ("int8",),
+    out_dir: str | Path | None = None,
+    *,
+    calibration: str | Path | None = None,
+    max_drop: float = 0.01,
+    eval_dir: str | Path | None = None,
+    eval_limit: int | None = None,
+) -> ConversionReport:
+    """`posterlite convert`: a trained run folder (or model.keras) to checked `.tflite` files.
+
+    Needs the full install (TensorFlow). Returns the report; each result's `path` is a file.
+    """
+    from posterlite.convert import convert_model
+
+    return convert_model(
+        Path(model),
+        formats=tuple(formats),
+        out_dir=Path(out_dir) if out_dir is not None else None,
+        calibration=Path(calibration) if calibration is not None else None,
+        max_drop=max_drop,
+        eval_dir=Path(eval_dir) if eval_dir is not None else None,
+        eval_limit=eval_limit,
+    )
+
+
+def _bench(models: Sequence[str | Path] = (), **options: Any) -> BenchReport:
+    """`posterlite bench`: the same options as the CLI's (`formats=("int8",)`, `data=`,
+    `threads=(1,)`, `runs=`, `rounds=`, `references=`, ...). `report.table()` is the CLI's
+    table; `report.rows` holds every figure."""
+    from posterlite.bench import BenchOptions, parse_formats, run_bench
+
+    formats = options.pop("formats", None)
+    if isinstance(formats, str):
+        formats = parse_formats(formats)
+    if formats is not None:
+        options["formats"] = tuple(formats)
+    if options.get("data") is not None:
+        options["data"] = Path(options["data"])
+    return run_bench(BenchOptions(models=[str(m) for m in models], **options))
+
+
+# `posterlite.convert` and `posterlite.bench` are also the names of the stage modules, and
+# importing a submodule binds its name on the package. So the modules themselves are made
+# callable: `posterlite.bench(...)` runs `_bench` whether or not `posterlite.bench` (the
+# module) was imported first, and `from posterlite import bench` still gives the module.
+class _CallableConvert(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> ConversionReport:
+        return _convert(*args, **kwargs)
+
+
+class _CallableBench(types.ModuleType):
+    def __call__(self, *args: Any, **kwargs: Any) -> BenchReport:
+        return _bench(*args, **kwargs)
+
+
+_CALLABLE = {"convert": _CallableConvert, "bench": _CallableBench}
+
+
+class _Package(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _CALLABLE and isinstance(value, types.ModuleType):
+            value.__class__ = _CALLABLE[name]
+        super().__setattr__(name, value)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CALLABLE:  # first use: import the stage module (made callable on binding)
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+sys.modules[__name__].__class__ = _Package
+for _name in _CALLABLE:  # imported before this module finished (not the usual case)
+    if f"{__name__}.{_name}" in sys.modules:
+        setattr(sys.modules[__name__], _name, sys.modules[f"{__name__}.{_name}"])

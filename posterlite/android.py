@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from posterlite.bench import BenchRow, LabelledSet, LatencyStats, ModelSpec
+from posterlite.benchdata import BenchRow, LabelledSet, LatencyStats, ModelSpec
 from posterlite.errors import PosterliteError
 from posterlite.metrics import DEFAULT_THRESHOLD, MultiLabelReport, evaluate
 from posterlite.preprocess import PosterDecodeError, load_poster

@@ -1,26 +1,36 @@
 """The model benchmark (`posterlite bench`): size, latency, memory and accuracy per model x format.
 
-This module owns the host-CPU benchmark and everything both targets share: finding the
-models (`.tflite` files, trained run dirs / `.keras` converted into a cache, or the six
-shipped models), the labelled set, the result rows (`BenchRow`), the Markdown table, the
-JSON report and the latency-vs-mAP plot. The Android target (`posterlite.android`) fills
-the same rows from `benchmark_model` runs on a device.
+This module owns the host-CPU benchmark and the report both targets share: finding the
+models (`.tflite` files, trained run dirs / `.keras`, or the six shipped models), the
+labelled set, the interleaved timing rounds, the ratios, the tables, the JSON report and
+the latency-vs-mAP plot. The records (`BenchRow`, `ModelSpec`, ...) live in
+`posterlite.benchdata`; the Android target (`posterlite.android`) fills the same rows from
+`benchmark_model` runs on a device.
+
+The default run (`posterlite bench`, what `make demo` runs) takes each shipped model's
+committed phone-ready file, `models/<name>/model.int8.tflite`, and the Keras model's
+figures recorded beside it at export (`benchmarks/export_int8.py`): no conversion and no
+TensorFlow. Other formats (`--formats all`) are converted on first use into `.cache/bench/`.
 
 What is measured, per model x format x thread count (host CPU, LiteRT + XNNPACK):
 - load: wall time of `Interpreter(...)` + `allocate_tensors()` (ms);
-- latency: `invoke()` alone on one prepared poster tensor, after `warmup` untimed invokes;
-  mean / p50 / p90 / p99 / min / max / std over `runs` timed invokes (ms). Decoding is not
-  in these figures;
+- latency: `invoke()` alone on one prepared poster tensor. Every model is loaded first;
+  then `rounds` rounds each run every model's `runs` timed invokes in turn (the order
+  rotates each round), so a burst of load from other processes hits all models alike.
+  p50 is the median of the per-round p50s; mean / p90 / p99 / min / max / std pool all
+  samples (ms). Decoding is not in these figures;
 - end-to-end: mean per-poster wall time of decode + preprocess (`load_poster` +
   `PosterModel.prepare`) + invoke + dequantize over the labelled set, one poster at a time;
 - size: bytes on disk of the model file;
 - peak memory: peak RSS (`VmHWM`, reset through `/proc/self/clear_refs` just before
   loading) of a fresh Python process while it loads the model, allocates tensors and
-  invokes once, minus its RSS just before loading (numpy + LiteRT already imported), in MB. It covers the interpreter's arena, XNNPACK's packed weights
-  and the mapped model file;
-- accuracy on the labelled set at threshold 0.5: every figure `metrics.evaluate` gives.
-The Keras float model (when the source is a run dir / `.keras`) is a baseline row, and
-Google's two published int8 MobileNetV2 files are latency + size reference rows.
+  invokes once, minus its RSS just before loading (numpy + LiteRT already imported), in MB.
+  It covers the interpreter's arena, XNNPACK's packed weights and the mapped model file;
+- accuracy on the labelled set at threshold 0.5: every figure `metrics.evaluate` gives,
+  and the change against the Keras float model on the same posters (measured in this run,
+  or recorded at export when the posters and their decoded pixels are the same).
+Google's two published int8 MobileNetV2 files are latency + size reference rows; our int8
+MobileNetV2 over Google's post-training int8 file is the anchor ratio (goal <= 1.10x).
 """
 
 from __future__ import annotations
@@ -41,13 +51,23 @@ from typing import Any
 
 import numpy as np
 
+from posterlite.benchdata import (
+    BenchRow,
+    KerasDelta,
+    KerasReference,
+    LabelledSet,
+    LatencyStats,
+    ModelSpec,
+    load_labelled_set,
+)
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_path, atomic_write_text, jsonable, library_versions
-from posterlite.genres import CATCH_ALL, GenreScheme, default_scheme
+from posterlite.genres import default_scheme
 from posterlite.metrics import DEFAULT_THRESHOLD, MultiLabelReport, evaluate
 from posterlite.preprocess import DEFAULT_SIZE, PosterDecodeError, load_poster, pixels_to_input
 
 FORMATS: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8")
+DEFAULT_FORMATS: tuple[str, ...] = ("int8",)
 SHIPPED_MODELS: tuple[str, ...] = (
     "cnn",
     "cnn_smote",
@@ -64,74 +84,31 @@ REFERENCE_FILES: tuple[str, ...] = (
     "tf2_mobilenet_v2_1.0_224_ptq.tflite",
     "mobilenet_v2_1.0_224_quant.tflite",
 )
-SCHEMA = "posterlite-bench/1"
+# The anchor ratio: our int8 MobileNetV2 against Google's post-training int8 MobileNetV2,
+# the same network and quantization recipe, so it isolates what posterlite adds.
+ANCHOR_MODEL = "mobilenet_v2"
+ANCHOR_REFERENCE = REFERENCE_FILES[0]
+ANCHOR_GOAL = 1.10
+DEFAULT_ROUNDS = 5
+DEFAULT_RUNS = 30
+DEFAULT_WARMUP = 5
+SCHEMA = "posterlite-bench/2"
 MEMORY_METHOD = "peak RSS growth (ru_maxrss) of a fresh process across load + allocate + 1 invoke"
+KERAS_REFERENCE_KEY = "keras_reference"
 
 
 def shared_dir() -> Path:
     return Path(os.environ.get("POSTERLITE_SHARED", REPO.parent / "shared"))
 
 
-# --------------------------------------------------------------------------- results
-@dataclass(frozen=True)
-class LatencyStats:
-    """Latency figures in milliseconds; a figure the source does not give is None."""
-
-    count: int
-    mean_ms: float
-    p50_ms: float | None
-    p90_ms: float | None = None
-    p99_ms: float | None = None
-    min_ms: float | None = None
-    max_ms: float | None = None
-    std_ms: float | None = None
-    first_ms: float | None = None  # first (cold) inference, when known
-    p5_ms: float | None = None  # benchmark_model prints p5 / median / p95
-    p95_ms: float | None = None
-
-    @classmethod
-    def from_samples(cls, seconds: Sequence[float], first_s: float | None = None) -> LatencyStats:
-        if not seconds:
-            raise ValueError("no latency samples")
-        ms = np.asarray(seconds, dtype=np.float64) * 1e3
-        p50, p90, p99 = np.percentile(ms, [50, 90, 99])
-        return cls(
-            count=int(ms.size),
-            mean_ms=float(ms.mean()),
-            p50_ms=float(p50),
-            p90_ms=float(p90),
-            p99_ms=float(p99),
-            min_ms=float(ms.min()),
-            max_ms=float(ms.max()),
-            std_ms=float(ms.std()),
-            first_ms=None if first_s is None else first_s * 1e3,
-        )
+def shipped_file(run_dir: Path, fmt: str) -> Path:
+    """Where a run folder keeps its committed phone-ready file of `fmt`."""
+    return Path(run_dir) / f"model.{fmt}.tflite"
 
 
-@dataclass
-class BenchRow:
-    """One model x format x thread count on one target."""
-
-    model: str
-    format: str  # fp32 | fp16 | dynamic | int8 | keras | the reference's own tag
-    kind: str  # "posterlite" | "keras" | "reference"
-    path: str
-    target: str  # "cpu" | "android"
-    threads: int | None
-    size_bytes: int
-    latency: LatencyStats | None = None
-    load_ms: float | None = None
-    end_to_end_ms: float | None = None  # decode + preprocess + invoke, per poster
-    peak_memory_mb: float | None = None
-    memory_method: str = ""
-    accuracy: MultiLabelReport | None = None
-    device: dict[str, str] = field(default_factory=dict)
-    delegate: str = "xnnpack"
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return f"{self.model}/{self.format}"
+def default_outputs() -> tuple[Path, Path]:
+    """(JSON, plot) written by every CLI run unless --json / --plot say otherwise."""
+    return CACHE_DIR / "bench.json", CACHE_DIR / "bench.png"
 
 
 @dataclass
@@ -142,27 +119,47 @@ class BenchReport:
     hardware: dict[str, Any]
     library_versions: dict[str, str]
     data: dict[str, Any]
+    ratios: list[Ratio] = field(default_factory=list)
+    keras_references: dict[str, KerasReference] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
     created: str = field(
         default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds")
     )
 
+    def table(self, wide: bool = False) -> str:
+        """The CLI's table: the summary (CPU above, ratios below), or every figure per row."""
+        return markdown_table(self.rows) if wide else summary_table(self)
 
-# ----------------------------------------------------------------------------- models
+
 @dataclass(frozen=True)
-class ModelSpec:
-    """A model file to benchmark and what it is."""
+class Ratio:
+    """p50 of one row over another's, both from the same interleaved rounds."""
 
     name: str
-    format: str
-    path: Path
-    kind: str  # "posterlite" | "keras" | "reference"
+    numerator: str  # row label
+    denominator: str
+    threads: int | None
+    value: float  # ratio of the median-of-rounds p50s
+    per_round: tuple[float, ...] = ()  # the ratio within each round
+    goal: float | None = None  # at most
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        return None if self.goal is None else self.value <= self.goal
 
 
+# ----------------------------------------------------------------------------- models
 def _split_name(path: Path) -> tuple[str, str]:
-    """`<name>.<fmt>.tflite` -> (name, fmt); anything else -> (stem, "tflite")."""
+    """`<name>.<fmt>.tflite` -> (name, fmt); anything else -> (stem, "tflite").
+
+    A shipped `model.<fmt>.tflite` is named after its folder (`models/<name>/`).
+    """
     stem = path.name[: -len(".tflite")] if path.name.endswith(".tflite") else path.stem
     name, _, fmt = stem.rpartition(".")
     if name and fmt in FORMATS:
+        if name == "model" and path.parent.name:
+            name = path.parent.resolve().name
         return name, fmt
     return stem, "tflite"
 
@@ -184,8 +181,47 @@ def _keras_file(source: Path) -> Path:
     return path
 
 
+def _file_digest(path: Path, length: int = 12) -> str:
+    from posterlite.fileio import sha256_file
+
+    return sha256_file(path)[:length]
+
+
+def read_sidecar(tflite: Path) -> dict[str, Any]:
+    """The JSON sidecar (`<file>.json`) of a `.tflite`, or {} when absent or unreadable."""
+    path = Path(tflite).with_suffix(".json")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def recorded_reference(tflite: Path) -> KerasReference | None:
+    data = read_sidecar(tflite).get(KERAS_REFERENCE_KEY)
+    return KerasReference.from_dict(data) if isinstance(data, dict) else None
+
+
+def _shipped_if_fresh(folder: Path, fmt: str, keras_path: Path) -> tuple[Path | None, str]:
+    """The committed `model.<fmt>.tflite` when it was exported from this `model.keras`.
+
+    Returns (path or None, warning). A file exported from another `model.keras` (the model
+    was retrained since) would report figures of the old model: it is not used.
+    """
+    path = shipped_file(folder, fmt)
+    if not path.is_file():
+        return None, ""
+    reference = recorded_reference(path)
+    if reference is not None and reference.keras_sha256 != _file_digest(keras_path, 64):
+        return None, (
+            f"{path} was exported from an older {keras_path.name}; converting instead "
+            "(refresh it: python benchmarks/export_int8.py)"
+        )
+    return path, ""
+
+
 def _existing_tflite(folder: Path, name: str, fmt: str) -> Path | None:
-    """A conversion already shipped beside the run (`convert`'s naming), if any."""
+    """A conversion already written beside the run (`convert`'s naming), if any."""
     for candidate in (folder / f"{name}.{fmt}.tflite", folder / "tflite" / f"{name}.{fmt}.tflite"):
         if candidate.is_file():
             return candidate
@@ -194,17 +230,20 @@ def _existing_tflite(folder: Path, name: str, fmt: str) -> Path | None:
 
 def resolve_models(
     sources: Sequence[str | Path],
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = DEFAULT_FORMATS,
     *,
     keras_baseline: bool = True,
     cache_dir: Path | None = None,
     posters: LabelledSet | None = None,
     convert: Callable[..., None] | None = None,
+    warnings: list[str] | None = None,
 ) -> list[ModelSpec]:
     """ModelSpecs for the CLI's MODEL arguments (or the six shipped models when empty).
 
-    `.tflite` files are taken as they are; run dirs and `.keras` files are converted to
-    `formats` (reusing conversions found beside the run or in the cache).
+    `.tflite` files are taken as they are. For run dirs and `.keras` files each format is
+    the committed `model.<fmt>.tflite` when it is up to date, else a conversion found
+    beside the run, else one made into the cache. A Keras baseline spec is added when
+    `keras_baseline` is set and no recorded Keras figures fit `posters`.
     """
     if not sources:
         found = [MODELS_DIR / name for name in SHIPPED_MODELS if (MODELS_DIR / name).is_dir()]
@@ -220,27 +259,67 @@ def resolve_models(
         if not source.exists():
             raise PosterliteError(f"model not found: {source}")
         if source.is_file() and source.suffix == ".tflite":
-            name, fmt = _split_name(source)
-            specs.append(ModelSpec(name, fmt, source, "posterlite"))
+            from posterlite.interpreter import check_model_file
+
+            name, fmt = _split_name(check_model_file(source))
+            reference = fitting_reference(recorded_reference(source), posters)
+            specs.append(ModelSpec(name, fmt, source, "posterlite", reference))
             continue
         if source.is_file() and source.suffix != ".keras":
             raise PosterliteError(f"{source}: not a .tflite, .keras or trained run folder")
         keras_path = _keras_file(source)
         name = _run_name(source)
         folder = keras_path.parent
-        wanted = {fmt: _existing_tflite(folder, name, fmt) for fmt in formats}
+        wanted: dict[str, Path | None] = {}
+        for fmt in formats:
+            path, warning = _shipped_if_fresh(folder, fmt, keras_path)
+            if warning and warnings is not None:
+                warnings.append(warning)
+            wanted[fmt] = path or _existing_tflite(folder, name, fmt)
         missing = [fmt for fmt, path in wanted.items() if path is None]
         if missing:
             converted = convert_to_cache(
                 keras_path, name, missing, cache_dir or CACHE_DIR, posters, convert=convert
             )
             wanted.update(converted)
-        if keras_baseline:
+        reference = None
+        for path in wanted.values():
+            reference = reference or fitting_reference(recorded_reference(path), posters)
+        if reference is None and posters is not None:
+            shipped, _ = _shipped_if_fresh(folder, "int8", keras_path)
+            reference = fitting_reference(recorded_reference(shipped), posters) if shipped else None
+        if keras_baseline and (reference is None or posters is None):
             specs.append(ModelSpec(name, "keras", keras_path, "keras"))
         specs.extend(
-            ModelSpec(name, fmt, path, "posterlite") for fmt, path in wanted.items() if path
+            ModelSpec(name, fmt, path, "posterlite", reference)
+            for fmt, path in wanted.items()
+            if path
         )
     return specs
+
+
+_DIGESTS: dict[tuple[Path, int | None], str] = {}
+
+
+def _posters_digest(posters: LabelledSet, size: int | None) -> str:
+    """Cached per labelled set and size: the decode is the cost."""
+    key = (posters.root, size)
+    if key not in _DIGESTS:
+        _DIGESTS[key] = posters.data_digest() if size is None else posters.pixels_digest(size)
+    return _DIGESTS[key]
+
+
+def fitting_reference(
+    reference: KerasReference | None, posters: LabelledSet | None
+) -> KerasReference | None:
+    """`reference` when it was recorded on exactly these posters, decoded the same way."""
+    if reference is None or posters is None or reference.posters != len(posters):
+        return None
+    if reference.data_digest != _posters_digest(posters, None):
+        return None
+    if reference.pixels_digest != _posters_digest(posters, reference.input_size):
+        return None
+    return reference
 
 
 def reference_specs(directory: Path | None = None) -> list[ModelSpec]:
@@ -253,12 +332,6 @@ def reference_specs(directory: Path | None = None) -> list[ModelSpec]:
             tag = "int8-ptq" if "ptq" in filename else "int8-qat"
             specs.append(ModelSpec(f"google_{path.stem}", tag, path, "reference"))
     return specs
-
-
-def _file_digest(path: Path) -> str:
-    from posterlite.fileio import sha256_file
-
-    return sha256_file(path)[:12]
 
 
 def convert_to_cache(
@@ -275,6 +348,9 @@ def convert_to_cache(
     result = {fmt: out / f"{name}.{fmt}.tflite" for fmt in formats}
     todo = [fmt for fmt, path in result.items() if not path.is_file()]
     if todo:
+        import click
+
+        click.echo(f"converting {name} to {', '.join(todo)} (once, into {out})", err=True)
         (convert or convert_keras)(keras_path, out, name, todo, posters)
     missing = [str(p) for p in result.values() if not p.is_file()]
     if missing:
@@ -335,46 +411,6 @@ def convert_keras(
         )
 
 
-# ----------------------------------------------------------------------- labelled set
-@dataclass(frozen=True)
-class LabelledSet:
-    """Posters with raw genre labels (mapped to each model's genres at evaluation)."""
-
-    root: Path
-    paths: tuple[Path, ...]
-    genres: tuple[tuple[str, ...], ...]
-    skipped: int = 0
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def targets(self, model_genres: Sequence[str]) -> np.ndarray:
-        """Multi-hot (N, G) in the model's genre order; unknown raw genres -> the catch-all."""
-        scheme = GenreScheme(
-            names=tuple(model_genres), catch_all=CATCH_ALL if CATCH_ALL in model_genres else None
-        )
-        return np.stack([scheme.to_multi_hot(scheme.map_raw(g)) for g in self.genres])
-
-
-def load_labelled_set(path: Path, limit: int | None = None, progress: bool = False) -> LabelledSet:
-    """Any layout `data.scan_dataset` reads; posters it cannot decode are left out."""
-    from posterlite.data import scan_dataset
-
-    path = Path(path)
-    if not path.exists():
-        raise PosterliteError(f"labelled set not found: {path}")
-    result = scan_dataset(path, progress=progress)
-    posters = result.posters[:limit] if limit else result.posters
-    if not posters:
-        raise PosterliteError(f"{path}: no labelled posters found")
-    return LabelledSet(
-        root=path,
-        paths=tuple(Path(p.path) for p in posters),
-        genres=tuple(tuple(p.genres) for p in posters),
-        skipped=len(result.skipped),
-    )
-
-
 def default_labelled_set() -> LabelledSet | None:
     """The bundled sample (benchmarks/sample) when present; None means no accuracy columns."""
     if not DEFAULT_SAMPLE.exists():
@@ -401,6 +437,43 @@ def time_invokes(invoke: Callable[[], Any], runs: int, warmup: int) -> list[floa
         invoke()
         samples[index] = clock() - start
     return samples
+
+
+@dataclass
+class Timed:
+    """One row being timed: its invoke and the samples of each round."""
+
+    row: BenchRow
+    invoke: Callable[[], Any]
+    first_s: float | None = None
+    rounds: list[list[float]] = field(default_factory=list)
+
+
+def interleaved_rounds(
+    timed: Sequence[Timed],
+    rounds: int,
+    runs: int,
+    warmup: int,
+    on_round: Callable[[], None] = lambda: None,
+) -> None:
+    """`rounds` rounds; each times `runs` invokes of every row in turn, in a rotated order.
+
+    One untimed invoke precedes each row's runs in a round, so the caches another model
+    filled are refilled by this one outside the timed loop.
+    """
+    if rounds < 1:
+        raise PosterliteError(f"--rounds must be >= 1, got {rounds}")
+    for item in timed:
+        for _ in range(warmup):
+            item.invoke()
+    count = len(timed)
+    for index in range(rounds):
+        for offset in range(count):
+            item = timed[(index + offset) % count]
+            item.rounds.append(time_invokes(item.invoke, runs, 1))
+        on_round()
+    for item in timed:
+        item.row.latency = LatencyStats.from_rounds(item.rounds, item.first_s)
 
 
 _MEMORY_PROBE = r"""
@@ -494,18 +567,16 @@ def _accuracy(
     return evaluate(y_true, result.probabilities, list(genres), DEFAULT_THRESHOLD)
 
 
-def bench_tflite_cpu(
+def prepare_tflite_cpu(
     spec: ModelSpec,
     threads: Sequence[int],
-    runs: int,
-    warmup: int,
     posters: LabelledSet | None,
     measure_memory: bool = True,
-) -> list[BenchRow]:
-    """Rows for one `.tflite` on the host CPU, one per thread count."""
+) -> list[Timed]:
+    """Load one `.tflite` per thread count, score it on the labelled set; ready to time."""
     from posterlite.runtime import PosterModel
 
-    rows = []
+    timed = []
     accuracy: MultiLabelReport | None = None
     memory = peak_memory_mb(spec.path, threads[0]) if measure_memory else None
     for count in threads:
@@ -518,7 +589,6 @@ def bench_tflite_cpu(
         first = time.perf_counter()
         interpreter.invoke()
         first_s = time.perf_counter() - first
-        samples = time_invokes(interpreter.invoke, runs, warmup)
         row = BenchRow(
             model=spec.name,
             format=spec.format,
@@ -527,7 +597,6 @@ def bench_tflite_cpu(
             target="cpu",
             threads=count,
             size_bytes=spec.path.stat().st_size,
-            latency=LatencyStats.from_samples(samples, first_s),
             load_ms=load_ms,
             peak_memory_mb=memory if count == threads[0] else None,
             memory_method=MEMORY_METHOD if memory is not None and count == threads[0] else "",
@@ -542,8 +611,23 @@ def bench_tflite_cpu(
                 row.notes.append(f"{result.failed} posters could not be decoded")
         if spec.kind == "reference":
             row.notes.append("ImageNet 1001-class reference: latency and size only")
-        rows.append(row)
-    return rows
+        timed.append(Timed(row, interpreter.invoke, first_s))
+    return timed
+
+
+def bench_tflite_cpu(
+    spec: ModelSpec,
+    threads: Sequence[int],
+    runs: int,
+    warmup: int,
+    posters: LabelledSet | None,
+    measure_memory: bool = True,
+    rounds: int = 1,
+) -> list[BenchRow]:
+    """Rows for one `.tflite` on the host CPU, one per thread count (timed on its own)."""
+    timed = prepare_tflite_cpu(spec, threads, posters, measure_memory)
+    interleaved_rounds(timed, rounds, runs, warmup)
+    return [item.row for item in timed]
 
 
 _KERAS_THREADS: int | None = None
@@ -554,6 +638,9 @@ def _configure_tf_threads(threads: int) -> int | None:
     global _KERAS_THREADS
     import tensorflow as tf
 
+    from posterlite.quiet import quiet_python_loggers
+
+    quiet_python_loggers()
     if _KERAS_THREADS is None:
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -564,32 +651,32 @@ def _configure_tf_threads(threads: int) -> int | None:
     return _KERAS_THREADS
 
 
-def bench_keras_cpu(
-    spec: ModelSpec, threads: int, runs: int, warmup: int, posters: LabelledSet | None
-) -> BenchRow:
-    """The float Keras model as a baseline row (TF eager call, batch 1)."""
-    in_force = _configure_tf_threads(threads)
-    import keras
+def prepare_keras_cpu(spec: ModelSpec, threads: int, posters: LabelledSet | None) -> Timed:
+    """The float Keras model as a baseline row (TF eager call, batch 1), ready to time."""
+    from posterlite.quiet import captured_output
 
+    with captured_output():  # TensorFlow's import and first call print from C++
+        in_force = _configure_tf_threads(threads)
+        import keras
+
+        start = time.perf_counter()
+        model = keras.models.load_model(spec.path, compile=False)
+        load_ms = (time.perf_counter() - start) * 1e3
+        size = int(model.input_shape[1])
+        x = pixels_to_input(_random_pixels(size), "float32")
+
+        def call(batch: np.ndarray = x) -> np.ndarray:
+            return np.asarray(model(batch, training=False))
+
+        first = time.perf_counter()
+        call()
+        first_s = time.perf_counter() - first
     from posterlite.card import read_card
 
-    start = time.perf_counter()
-    model = keras.models.load_model(spec.path, compile=False)
-    load_ms = (time.perf_counter() - start) * 1e3
-    size = int(model.input_shape[1])
     try:
         genres: Sequence[str] = read_card(spec.path).genres
     except PosterliteError:
         genres = default_scheme().names
-    x = pixels_to_input(_random_pixels(size), "float32")
-
-    def call(batch: np.ndarray = x) -> np.ndarray:
-        return np.asarray(model(batch, training=False))
-
-    first = time.perf_counter()
-    call()
-    first_s = time.perf_counter() - first
-    samples = time_invokes(call, runs, warmup)
     row = BenchRow(
         model=spec.name,
         format="keras",
@@ -598,7 +685,6 @@ def bench_keras_cpu(
         target="cpu",
         threads=in_force,
         size_bytes=spec.path.stat().st_size,
-        latency=LatencyStats.from_samples(samples, first_s),
         load_ms=load_ms,
         delegate="tensorflow",
         notes=["Keras float baseline (TensorFlow eager, batch 1)"],
@@ -608,14 +694,23 @@ def bench_keras_cpu(
         row.end_to_end_ms = statistics.fmean(result.end_to_end_s) * 1e3
         if len(genres) == result.probabilities.shape[1]:
             row.accuracy = _accuracy(posters, result, genres)
-    return row
+    return Timed(row, call, first_s)
+
+
+def bench_keras_cpu(
+    spec: ModelSpec, threads: int, runs: int, warmup: int, posters: LabelledSet | None
+) -> BenchRow:
+    """The Keras baseline row timed on its own."""
+    timed = prepare_keras_cpu(spec, threads, posters)
+    interleaved_rounds([timed], 1, runs, warmup)
+    return timed.row
 
 
 # --------------------------------------------------------------------------- the run
-def _progress(total: int, desc: str):
+def _progress(total: int, desc: str, unit: str = "model"):
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="model", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, leave=False)
 
 
 def run_cpu(
@@ -625,37 +720,138 @@ def run_cpu(
     warmup: int,
     posters: LabelledSet | None,
     measure_memory: bool = True,
+    rounds: int = DEFAULT_ROUNDS,
 ) -> list[BenchRow]:
-    rows: list[BenchRow] = []
-    with _progress(len(specs), "bench cpu") as bar:
+    """Load and score every spec, then time them all in interleaved rounds."""
+    timed: list[Timed] = []
+    with _progress(len(specs), "bench cpu: load + accuracy") as bar:
         for spec in specs:
             bar.set_postfix_str(f"{spec.name}/{spec.format}")
             if spec.kind == "keras":
-                rows.append(bench_keras_cpu(spec, threads[0], runs, warmup, posters))
+                timed.append(prepare_keras_cpu(spec, threads[0], posters))
             else:
-                rows.extend(bench_tflite_cpu(spec, threads, runs, warmup, posters, measure_memory))
+                timed.extend(prepare_tflite_cpu(spec, threads, posters, measure_memory))
             bar.update(1)
-    return rows
+    with _progress(rounds, "bench cpu: timing rounds", unit="round") as bar:
+        interleaved_rounds(timed, rounds, runs, warmup, on_round=lambda: bar.update(1))
+    return [item.row for item in timed]
+
+
+# ---------------------------------------------------------------------------- ratios
+def _ratio(name: str, top: BenchRow, bottom: BenchRow, goal: float | None, note: str) -> Ratio:
+    assert top.latency is not None and bottom.latency is not None
+    per_round: tuple[float, ...] = ()
+    a, b = top.latency.round_p50_ms, bottom.latency.round_p50_ms
+    if a and len(a) == len(b):
+        per_round = tuple(x / y for x, y in zip(a, b, strict=True) if y > 0)
+    return Ratio(
+        name=name,
+        numerator=top.label,
+        denominator=bottom.label,
+        threads=top.threads,
+        value=top.latency.p50_ms / bottom.latency.p50_ms,  # type: ignore[operator]
+        per_round=per_round,
+        goal=goal,
+        note=note,
+    )
+
+
+def compute_ratios(rows: Sequence[BenchRow]) -> list[Ratio]:
+    """The anchor (our int8 MobileNetV2 / Google's int8 MobileNetV2) and each int8 / fp32."""
+    timed = [r for r in rows if r.latency is not None and r.latency.p50_ms]
+    browser_rows = [r for r in timed if r.target == "browser"]
+    timed = [r for r in timed if r.target != "browser"]
+    ratios: list[Ratio] = []
+    for row in browser_rows:  # goal <= 4x native LiteRT (issue 13), unthrottled
+        for native in (r for r in timed if r.path == row.path and r.threads == 1):
+            throttle = row.device.get("cpu_throttle", "?")
+            name = f"browser ({row.device.get('model', '?')}) / native LiteRT"
+            note = "same run; the page's p50 (one poster, decode excluded) over invoke's p50"
+            ratios.append(_ratio(name, row, native, 4.0 if throttle == "1" else None, note))
+    for threads in sorted({r.threads for r in timed if r.threads is not None}):
+        same = [r for r in timed if r.threads == threads]
+        google = [
+            r for r in same if r.kind == "reference" and Path(r.path).name == ANCHOR_REFERENCE
+        ]
+        ours = [r for r in same if r.kind == "posterlite" and r.format == "int8"]
+        for row in (r for r in ours if r.model == ANCHOR_MODEL):
+            for reference in google:
+                ratios.append(
+                    _ratio(
+                        "anchor: our int8 MobileNetV2 / Google's int8 MobileNetV2",
+                        row,
+                        reference,
+                        ANCHOR_GOAL,
+                        "same network, both post-training int8; ours adds uint8 I/O, "
+                        "a 6-genre head and metadata",
+                    )
+                )
+        for row in ours:
+            fp32 = [r for r in same if r.kind == "posterlite" and r.model == row.model
+                    and r.format == "fp32"]  # fmt: skip
+            for base in fp32:
+                ratios.append(
+                    _ratio(
+                        "int8 / fp32",
+                        row,
+                        base,
+                        None,
+                        "depends on the CPU's int8 kernels: lower where XNNPACK has fast int8 "
+                        "dot products than on wide float units (e.g. AVX-512)",
+                    )
+                )
+    return ratios
+
+
+def keras_deltas(rows: Sequence[BenchRow], specs: Sequence[ModelSpec]) -> None:
+    """Fill each row's change against its Keras model: measured here, else recorded."""
+    measured = {r.model: r.accuracy for r in rows if r.kind == "keras" and r.accuracy}
+    recorded = {s.name: s.keras_reference for s in specs if s.keras_reference is not None}
+    for row in rows:
+        if row.kind != "posterlite" or row.accuracy is None:
+            continue
+        if row.model in measured:
+            base = measured[row.model]
+            row.vs_keras = KerasDelta(
+                row.accuracy.mean_average_precision - base.mean_average_precision,
+                row.accuracy.macro_f1 - base.macro_f1,
+                "measured",
+            )
+        elif row.model in recorded:
+            ref = recorded[row.model]
+            row.vs_keras = KerasDelta(
+                row.accuracy.mean_average_precision - ref.mean_average_precision,
+                row.accuracy.macro_f1 - ref.macro_f1,
+                "recorded",
+            )
 
 
 # --------------------------------------------------------------------- environment
-def hardware_info() -> dict[str, Any]:
-    cpu_model = ""
+def cpu_model() -> str:
+    """The CPU's marketing name (`lscpu`'s "Model name"), from /proc/cpuinfo."""
     try:
         for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
             if line.lower().startswith(("model name", "hardware", "processor\t: arm")):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return platform.processor() or "unknown"
+
+
+def hardware_info() -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 0
+    try:
+        load = os.getloadavg()[0]
+    except OSError:
+        load = None
     return {
-        "cpu_model": cpu_model or platform.processor() or "unknown",
+        "cpu_model": cpu_model(),
         "logical_cores": os.cpu_count(),
         "usable_cores": usable,
+        "load_average_1min_at_end": load,
         "machine": platform.machine(),
         "system": platform.platform(),
         "python": platform.python_version(),
@@ -671,24 +867,124 @@ def _fmt(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
+def _signed(value: float | None, digits: int = 4) -> str:
+    if value is None or math.isnan(value):
+        return "-"
+    return f"{value:+.{digits}f}"
+
+
+def _target_cell(row: BenchRow) -> str:
+    return row.target if not row.device else f"{row.target} ({row.device.get('model', '?')})"
+
+
+def summary_table(report: BenchReport) -> str:
+    """The table a person reads at a glance, with the CPU above it and the ratios below.
+
+    One line per model x format x thread count: size, p50 latency, mAP, macro F1 at 0.5
+    and the change in mAP against the Keras model. Everything else is in the JSON.
+    """
+    rows = report.rows
+    threads = sorted({r.threads for r in rows if r.threads is not None})
+    show_threads = len(threads) > 1
+    show_target = report.target != "cpu"
+    hw = report.hardware
+    versions = report.library_versions
+    runtime = f"LiteRT {versions.get('ai-edge-litert', '?')} + XNNPACK"
+    settings = report.settings
+    if report.target in ("cpu", "browser"):  # the browser's rows run on this CPU too
+        timing = (
+            f"p50 = median of {settings.get('rounds')} interleaved rounds x "
+            f"{settings.get('runs')} invokes"
+        )
+        where = f"host CPU: {hw.get('cpu_model')} ({hw.get('logical_cores')} logical cores)"
+        if report.target == "browser":
+            timing += (
+                f"; browser rows: p50 of {settings.get('runs')} warm classify calls in the page "
+                f"(headless Chromium, CPU throttle {settings.get('cpu_throttle')})"
+            )
+    else:
+        device = next((r.device for r in rows if r.device), {})
+        timing = f"benchmark_model, {settings.get('runs')} runs"
+        where = f"{device.get('model', 'device')} ({device.get('abi', '?')}) via adb"
+    data = report.data
+    accuracy = (
+        f"accuracy on {data['posters']} posters ({data['path']}), threshold {DEFAULT_THRESHOLD:g}"
+        if data.get("posters")
+        else "no labelled set: no accuracy"
+    )
+    lines = [
+        f"posterlite bench | {where} | {runtime} | threads {','.join(map(str, threads))}",
+        f"{timing}; {accuracy}",
+        "",
+    ]
+    header = ["model", "format"]
+    header += ["target"] if show_target else []
+    header += ["threads"] if show_threads else []
+    header += ["MB", "p50 ms", "mAP", "macro F1", "mAP vs Keras"]
+    left = 2 + int(show_target) + int(show_threads)
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * left + "---:|" * 5]
+    for row in rows:
+        if row.kind == "keras" and report.target != "cpu":
+            continue
+        acc = row.accuracy
+        cells = [row.model if row.kind != "reference" else f"{row.model} (ImageNet)", row.format]
+        cells += [_target_cell(row)] if show_target else []
+        cells += ["-" if row.threads is None else str(row.threads)] if show_threads else []
+        delta = row.vs_keras.mean_average_precision if row.vs_keras else None
+        cells += [
+            _fmt(row.size_bytes / 1e6),
+            _fmt(row.latency.p50_ms if row.latency else None),
+            _fmt(acc.mean_average_precision if acc else None, 4),
+            _fmt(acc.macro_f1 if acc else None, 4),
+            "baseline" if row.kind == "keras" else _signed(delta),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for ratio in report.ratios:
+        spread = (
+            f"; per round {min(ratio.per_round):.2f}-{max(ratio.per_round):.2f}"
+            if ratio.per_round
+            else ""
+        )
+        goal = ""
+        if ratio.goal is not None:
+            goal = f" (goal <= {ratio.goal:.2f}x: {'met' if ratio.met else 'MISSED'})"
+        lines.append(
+            f"{ratio.name}, {ratio.threads} thread(s): {ratio.numerator} / "
+            f"{ratio.denominator} = {ratio.value:.2f}x{goal}{spread}"
+        )
+    wanted = settings.get("references") and report.target == "cpu"
+    if wanted and not any(Path(r.path).name == ANCHOR_REFERENCE for r in rows):
+        lines.append(
+            f"anchor ratio not measured: Google's {ANCHOR_REFERENCE} not found under "
+            f"{shared_dir() / 'pretrained'}"
+        )
+    sources = {r.vs_keras.source for r in rows if r.vs_keras}
+    if "recorded" in sources:
+        lines.append(
+            "mAP vs Keras: the Keras model's mAP on these posters recorded at export "
+            "(models/<name>/model.int8.json), same decoded pixels"
+        )
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 def markdown_table(rows: Sequence[BenchRow]) -> str:
-    """One line per row: size, load, latency (invoke only), end-to-end, memory, accuracy."""
+    """The wide table (`--wide`): size, load, latency, end-to-end, memory, every accuracy figure."""
     header = (
         "| model | format | target | threads | size MB | load ms | mean ms | p50 ms | p90 ms "
         "| p99 ms | e2e ms/poster | peak MB | mAP | macro F1 | micro F1 | subset acc "
-        "| hamming | paper acc |"
+        "| hamming | paper acc | mAP vs Keras |"
     )
-    lines = [header, "|" + "---|" * 3 + "---:|" * 15]
+    lines = [header, "|" + "---|" * 3 + "---:|" * 16]
     for row in rows:
         lat, acc = row.latency, row.accuracy
-        target = row.target if not row.device else f"{row.target} ({row.device.get('model', '?')})"
         lines.append(
             "| "
             + " | ".join(
                 [
                     row.model,
                     row.format,
-                    target,
+                    _target_cell(row),
                     "-" if row.threads is None else str(row.threads),
                     _fmt(row.size_bytes / 1e6),
                     _fmt(row.load_ms, 1),
@@ -704,6 +1000,7 @@ def markdown_table(rows: Sequence[BenchRow]) -> str:
                     _fmt(acc.subset_accuracy if acc else None, 4),
                     _fmt(acc.hamming_loss if acc else None, 4),
                     _fmt(acc.paper_accuracy if acc else None, 4),
+                    _signed(row.vs_keras.mean_average_precision if row.vs_keras else None),
                 ]
             )
             + " |"
@@ -721,6 +1018,9 @@ def report_json(report: BenchReport) -> str:
         "library_versions": report.library_versions,
         "data": report.data,
         "memory_method": MEMORY_METHOD,
+        "ratios": [{**asdict(r), "met": r.met} for r in report.ratios],
+        "keras_references": {k: asdict(v) for k, v in report.keras_references.items()},
+        "warnings": report.warnings,
         "rows": [asdict(row) for row in report.rows],
     }
     return json.dumps(jsonable(body), indent=2, allow_nan=False) + "\n"
@@ -814,26 +1114,34 @@ def plot_rows(rows: Sequence[BenchRow], out: Path, threads: int | None = None) -
 @dataclass
 class BenchOptions:
     models: Sequence[str] = ()
-    formats: Sequence[str] = FORMATS
+    formats: Sequence[str] = DEFAULT_FORMATS
     data: Path | None = None
-    threads: Sequence[int] = (1, 2)
-    runs: int = 50
-    warmup: int = 5
+    threads: Sequence[int] = (1,)
+    runs: int = DEFAULT_RUNS
+    warmup: int = DEFAULT_WARMUP
+    rounds: int = DEFAULT_ROUNDS
     references: bool = True
+    keras: bool = True
     target: str = "cpu"
     serial: str | None = None
     benchmark_binary: Path | None = None
     use_gpu: bool = False
     use_nnapi: bool = False
     measure_memory: bool = True
+    cpu_throttle: Sequence[int] = (1, 4)  # browser: Chromium CPU throttling rates
+    browser_runtimes: Sequence[str] = ()  # browser: () = posterlite.browser.DEFAULT_RUNTIME
+    chromium: str | None = None  # browser: the Chromium binary (default: Debian's)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
+    """`int8`, `fp32,int8` or `all`."""
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
+    if chosen == ("all",):
+        return FORMATS
     unknown = [f for f in chosen if f not in FORMATS]
     if unknown or not chosen:
         raise PosterliteError(
-            f"unknown format(s) {unknown or text!r}: choose from {', '.join(FORMATS)}"
+            f"unknown format(s) {unknown or text!r}: choose from {', '.join(FORMATS)} or all"
         )
     return chosen
 
@@ -850,16 +1158,20 @@ def parse_threads(text: str) -> tuple[int, ...]:
 
 def run_bench(options: BenchOptions) -> BenchReport:
     """Resolve models and data, measure on the chosen target, return the report."""
-    if options.runs < 1 or options.warmup < 0:
-        raise PosterliteError("--runs must be >= 1 and --warmup >= 0")
+    if options.runs < 1 or options.warmup < 0 or options.rounds < 1:
+        raise PosterliteError("--runs and --rounds must be >= 1 and --warmup >= 0")
+    if options.target not in ("cpu", "android", "browser"):
+        raise PosterliteError(f"unknown target {options.target!r} (cpu, android or browser)")
     posters = (
         load_labelled_set(options.data) if options.data is not None else default_labelled_set()
     )
+    warnings: list[str] = []
     specs = resolve_models(
         options.models,
         options.formats,
-        keras_baseline=options.target == "cpu",
+        keras_baseline=options.keras and options.target == "cpu",
         posters=posters,
+        warnings=warnings,
     )
     if options.references:
         specs += reference_specs()
@@ -869,11 +1181,12 @@ def run_bench(options: BenchOptions) -> BenchReport:
         "threads": list(options.threads),
         "runs": options.runs,
         "warmup": options.warmup,
+        "rounds": options.rounds if options.target == "cpu" else 1,
         "threshold": DEFAULT_THRESHOLD,
         "references": options.references,
     }
     data = {
-        "path": str(posters.root) if posters else None,
+        "path": _display_path(posters.root) if posters else None,
         "posters": len(posters) if posters else 0,
         "skipped_by_scan": posters.skipped if posters else 0,
     }
@@ -892,12 +1205,25 @@ def run_bench(options: BenchOptions) -> BenchReport:
             use_nnapi=options.use_nnapi,
         )
         settings.update(use_gpu=options.use_gpu, use_nnapi=options.use_nnapi)
-    elif options.target == "cpu":
-        rows = run_cpu(
-            specs, options.threads, options.runs, options.warmup, posters, options.measure_memory
-        )
     else:
-        raise PosterliteError(f"unknown target {options.target!r} (cpu or android)")
+        rows = run_cpu(
+            specs,
+            options.threads,
+            options.runs,
+            options.warmup,
+            posters,
+            options.measure_memory,
+            options.rounds,
+        )
+    if options.target == "browser":  # the page's rows beside native LiteRT's, same run
+        from posterlite import browser
+
+        runtimes = tuple(options.browser_runtimes) or (browser.DEFAULT_RUNTIME,)
+        rows += browser.run_browser(specs, posters, throttles=options.cpu_throttle,
+                                    runtimes=runtimes, runs=options.runs, warmup=options.warmup,
+                                    chromium=options.chromium, native=rows)  # fmt: skip
+        settings.update(cpu_throttle=list(options.cpu_throttle), browser_runtimes=list(runtimes))
+    keras_deltas(rows, specs)
     return BenchReport(
         rows=rows,
         target=options.target,
@@ -905,7 +1231,18 @@ def run_bench(options: BenchOptions) -> BenchReport:
         hardware=hardware_info(),
         library_versions=library_versions(),
         data=data,
+        ratios=compute_ratios(rows),
+        keras_references={s.name: s.keras_reference for s in specs if s.keras_reference},
+        warnings=warnings,
     )
+
+
+def _display_path(path: Path) -> str:
+    """Repo-relative when inside the checkout (reports carry no machine's absolute path)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
 
 
 __all__ = [
@@ -914,9 +1251,11 @@ __all__ = [
     "BenchRow",
     "LatencyStats",
     "ModelSpec",
+    "Ratio",
     "markdown_table",
     "plot_rows",
     "run_bench",
+    "summary_table",
     "time_invokes",
     "write_json",
 ]

@@ -16,12 +16,13 @@ understand Keras 3 models). TensorFlow is imported only inside the functions tha
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,9 +35,11 @@ from posterlite.fileio import atomic_write_bytes, atomic_write_text
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.metadata import MetadataSpec, Quantization, embed_metadata, write_sidecar
 from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
+from posterlite.quiet import Captured, captured_output
 
 FORMATS: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8")
 FAILED_TAG = "FAILED-GATE"
+CONVERT_LOG = "conversion.log"  # the converter's C++ output, beside conversion.json
 DEFAULT_MAX_DROP = 0.01
 DEFAULT_CALIBRATION_LIMIT = 200
 REPO_CALIBRATION = Path(__file__).resolve().parents[1] / "calibration"
@@ -440,6 +443,24 @@ def check_format(
     return float(diff.max()), float(diff.mean()), found
 
 
+@contextlib.contextmanager
+def converter_output(log_path: Path, log: Callable[[str], None]) -> Iterator[None]:
+    """TensorFlow's and the MLIR converter's C++ prints go to `log_path`, not the terminal;
+    when the block fails, its last lines are logged and the error names the log."""
+    captured = Captured()
+    try:
+        with captured_output(log_path) as captured:
+            yield
+    except PosterliteError as exc:
+        for line in captured.tail():
+            log(f"converter: {line}")
+        raise PosterliteError(f"{exc} (converter log: {log_path})") from exc
+    except Exception:
+        for line in captured.tail():
+            log(f"converter: {line}")
+        raise
+
+
 def convert_model(
     model: Path,
     formats: Sequence[str] = FORMATS,
@@ -508,12 +529,16 @@ def convert_model(
         keras_quality=keras_quality,
     )
     fp32_size: int | None = None
+    log_path = Path(out_dir) / CONVERT_LOG
+    log_path.unlink(missing_ok=True)  # one run's converter output
     with tempfile.TemporaryDirectory(prefix="posterlite-convert-") as tmp:
-        saved_model = export_saved_model(keras_model, Path(tmp))
+        with converter_output(log_path, log):
+            saved_model = export_saved_model(keras_model, Path(tmp))
         for fmt in formats:
             started = time.perf_counter()
             log(f"{fmt}: converting")
-            raw = convert_saved_model(saved_model, fmt, calibration_inputs)
+            with converter_output(log_path, log):
+                raw = convert_saved_model(saved_model, fmt, calibration_inputs)
             spec = metadata_spec(source, fmt, raw)
             data = embed_metadata(raw, spec)
             # Checked under a hidden staging name; renamed to its final or FAILED name only

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import zipfile
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -575,7 +576,7 @@ def associated_files(model_bytes: bytes) -> dict[str, bytes]:
 
 
 def _tensor_infos(path: Path) -> tuple[TensorInfo | None, TensorInfo | None]:
-    from posterlite.runtime import load_interpreter
+    from posterlite.interpreter import load_interpreter
 
     interpreter = load_interpreter(path)
 
@@ -603,18 +604,31 @@ def _read_sidecar(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+# What the pure-Python flatbuffer reader raises on offsets past the end of the buffer.
+_FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, OverflowError, UnicodeDecodeError)
+
+
 def read_metadata(path: Path, with_tensors: bool = True) -> ModelInfo:
     """Labels, thresholds, normalization, name and version of a `.tflite`.
 
     Source order: the embedded TFLite Metadata, then the JSON sidecar, then the default
     genre scheme with threshold 0.5 everywhere. Runtime-only (no TensorFlow).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise PosterliteError(f"model not found: {path}")
-    data = path.read_bytes()
-    raw = metadata_buffer(data)
+    from posterlite.interpreter import check_model_file
+
+    path = check_model_file(Path(path))
+    # The interpreter verifies the whole flatbuffer: a truncated file stops here, in one line.
     input_info, output_info = _tensor_infos(path) if with_tensors else (None, None)
+    data = path.read_bytes()
+    try:
+        raw = metadata_buffer(data)
+        embedded = parse_metadata_buffer(raw) if raw is not None else None
+    except _FLATBUFFER_ERRORS as exc:
+        # Offsets past the end of the file: truncated, or not written by a TFLite writer.
+        raise PosterliteError(
+            f"{path}: not a usable TFLite model (corrupt or truncated flatbuffer: "
+            f"{type(exc).__name__})"
+        ) from exc
     n_outputs = output_info.shape[-1] if output_info and output_info.shape else None
 
     name, version, description, parser = path.stem, "", "", ""
@@ -623,8 +637,7 @@ def read_metadata(path: Path, with_tensors: bool = True) -> ModelInfo:
     thresholds: tuple[float, ...] = ()
     files: tuple[str, ...] = ()
     source = "default"
-    if raw is not None:
-        embedded = parse_metadata_buffer(raw)
+    if embedded is not None:
         packed = associated_files(data)
         files = tuple(packed)
         name, version, description = embedded.name or name, embedded.version, embedded.description

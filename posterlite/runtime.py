@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from posterlite.errors import PosterliteError
+from posterlite.interpreter import interpreter_class, load_interpreter
 from posterlite.metadata import read_metadata
 from posterlite.preprocess import (
     NORM_MEAN,
@@ -37,40 +38,8 @@ from posterlite.preprocess import (
 )
 
 DEFAULT_THRESHOLD = 0.5
-
-
-def _interpreter_class() -> type:
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-        except ImportError as exc:
-            raise PosterliteError(
-                "no TFLite runtime installed: pip install 'posterlite[runtime]' (ai-edge-litert)"
-            ) from exc
-    return Interpreter
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
-
-
-def load_interpreter(path: Path, threads: int = 1) -> Any:
-    """An allocated LiteRT interpreter for `path` (XNNPACK is applied as default delegate)."""
-    path = Path(path)
-    if not path.is_file():
-        raise PosterliteError(f"model not found: {path}")
-    if threads < 1:
-        raise PosterliteError(f"threads must be >= 1, got {threads}")
-    interpreter_class = _interpreter_class()
-    try:
-        interpreter = interpreter_class(model_path=str(path), num_threads=threads)
-        interpreter.allocate_tensors()
-    except (ValueError, RuntimeError) as exc:
-        raise PosterliteError(f"{path}: not a usable TFLite model ({_first_line(exc)})") from exc
-    return interpreter
+# Kept for callers of the names this module used to define (`convert` uses the class).
+_interpreter_class = interpreter_class
 
 
 def default_workers() -> int:
@@ -117,6 +86,11 @@ class Prediction:
         if self.probabilities is None:
             return {}
         return {g: float(p) for g, p in zip(self.genres, self.probabilities, strict=True)}
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Probability per genre, in the model's genre order (empty when not predicted)."""
+        return self.confidences()
 
 
 def _quant(detail: dict) -> tuple[float, int]:
@@ -402,6 +376,67 @@ class PosterModel:
             if batch:
                 yield from flush()
 
+    def predict(
+        self,
+        images: ImageInput | Sequence[ImageInput],
+        threshold: float | Sequence[float] | str | None = None,
+    ) -> Prediction | list[Prediction]:
+        """Genres of one poster, or of each poster of a list (the Python API's call).
+
+        A poster is a file path, encoded image bytes, a PIL image or a uint8 array
+        (H, W, 3) / (H, W); each goes through the one preprocessing path (`load_poster`).
+        An array already (S, S, 3) at the model's input size is taken as resized pixels.
+        A 4-D uint8 array is a batch of those. `threshold`: None (the model's default,
+        0.5), a float, one float per genre, or "tuned" (the metadata's per-genre values).
+        A poster that cannot be decoded gives a Prediction with `error` set.
+        """
+        single = not isinstance(images, list | tuple) and not (
+            isinstance(images, np.ndarray) and images.ndim == 4
+        )
+        items = [images] if single else list(images)
+        predictions = []
+        for index, item in enumerate(items):
+            name = str(item) if isinstance(item, str | Path) else f"<{type(item).__name__} {index}>"
+            try:
+                pixels = self._pixels_of(item)
+            except PosterDecodeError as exc:
+                predictions.append(
+                    Prediction(path=name, genres=self.genres, error=exc.reason, detail=str(exc))
+                )
+                continue
+            probabilities = self.predict_pixels(pixels)[0]
+            predictions.append(
+                Prediction(
+                    path=name,
+                    genres=self.genres,
+                    probabilities=probabilities,
+                    predicted=self.decide(probabilities, threshold),
+                )
+            )
+        return predictions[0] if single else predictions
+
+    def _pixels_of(self, item: ImageInput) -> np.ndarray:
+        """uint8 (S, S, 3) pixels of one API input, through the one preprocessing path."""
+        if isinstance(item, str | Path | bytes):
+            return load_poster(item, self.input_size)
+        if isinstance(item, np.ndarray):
+            if item.dtype != np.uint8:
+                raise TypeError(f"predict() takes uint8 arrays, got {item.dtype}")
+            if item.shape == (self.input_size, self.input_size, 3):
+                return item
+            if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (1, 3, 4)):
+                raise ValueError(f"predict() takes (H, W, 3) images, got shape {item.shape}")
+            from PIL import Image
+
+            item = Image.fromarray(
+                item.squeeze(-1) if item.ndim == 3 and item.shape[2] == 1 else item
+            )
+        if hasattr(item, "save") and hasattr(item, "mode"):  # a PIL image
+            return load_poster(_encoded(item), self.input_size)
+        raise TypeError(
+            f"predict() takes a path, bytes, PIL image or uint8 array, got {type(item).__name__}"
+        )
+
     def predict_files(
         self,
         paths: Iterable[str | Path],
@@ -410,6 +445,27 @@ class PosterModel:
     ) -> list[Prediction]:
         """One `Prediction` per path; undecodable posters carry `error` and are not run."""
         return list(self.iter_predictions(paths, workers=workers, threshold=threshold))
+
+
+ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray (PIL is optional)
+
+
+def _encoded(image: Any) -> bytes:
+    """A PIL image as lossless bytes (EXIF kept), so it takes the one preprocessing path.
+
+    Re-encoding costs a few ms per poster but keeps a single decode -> orientation -> RGB
+    -> resize implementation (`preprocess.load_poster`) for files and in-memory images.
+    """
+    import io
+
+    buffer = io.BytesIO()
+    exif = image.getexif()
+    try:
+        image.save(buffer, format="PNG", exif=exif)
+    except (OSError, ValueError, KeyError):  # modes PNG cannot hold (CMYK, YCbCr, F)
+        buffer = io.BytesIO()
+        image.save(buffer, format="TIFF", exif=exif)
+    return buffer.getvalue()
 
 
 # ----------------------------------------------------------------------------- CLI help

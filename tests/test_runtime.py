@@ -99,10 +99,10 @@ def test_load_interpreter_errors(tmp_path: Path) -> None:
     with pytest.raises(PosterliteError, match="not found"):
         load_interpreter(tmp_path / "absent.tflite")
     junk = tmp_path / "junk.tflite"
-    junk.write_bytes(os.urandom(2000))
+    junk.write_bytes(b"\0\0\0\0TFL3" + os.urandom(2000))  # right identifier, garbage after
     with pytest.raises(PosterliteError, match="not a usable TFLite model") as info:
         load_interpreter(junk)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and "truncated or corrupt" in str(info.value)
 
 
 def _predict(*args: str):

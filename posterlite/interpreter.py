@@ -1,0 +1,84 @@
+"""Opening a `.tflite` file: the checks every command runs first, and the LiteRT interpreter.
+
+Owns `check_model_file` (missing, empty, not a TFLite flatbuffer -> one-line
+`PosterliteError`) and `load_interpreter` (LiteRT's `Interpreter`, else `tflite_runtime`'s).
+Both `metadata` (tensor details for `info`) and `runtime` (prediction) use it, so neither
+has to import the other for it. Imports LiteRT only, never TensorFlow (runtime install).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from posterlite.errors import PosterliteError
+from posterlite.quiet import captured_output
+
+TFLITE_IDENTIFIER = b"TFL3"
+# The smallest valid flatbuffer: root offset (4) + file identifier (4).
+MIN_MODEL_BYTES = 8
+
+
+def interpreter_class() -> type:
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        try:
+            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
+        except ImportError as exc:
+            raise PosterliteError(
+                "no TFLite runtime installed: pip install 'posterlite[runtime]' (ai-edge-litert)"
+            ) from exc
+    return Interpreter
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def check_model_file(path: Path) -> Path:
+    """`path` if it looks like a TFLite model; else a one-line error saying what it is."""
+    path = Path(path)
+    if not path.exists():
+        raise PosterliteError(f"model not found: {path}")
+    if path.is_dir():
+        raise PosterliteError(f"{path}: is a directory, not a .tflite file")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(MIN_MODEL_BYTES)
+    except OSError as exc:
+        raise PosterliteError(f"{path}: cannot read ({first_line(exc)})") from exc
+    if not head:
+        raise PosterliteError(f"{path}: empty file (0 bytes), not a TFLite model")
+    if len(head) < MIN_MODEL_BYTES or head[4:8] != TFLITE_IDENTIFIER:
+        raise PosterliteError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    return path
+
+
+def load_interpreter(path: Path, threads: int = 1) -> Any:
+    """An allocated LiteRT interpreter for `path` (XNNPACK is applied as default delegate).
+
+    LiteRT verifies the whole flatbuffer here, so a truncated or corrupt file fails with
+    one line. Its one-time `INFO: Created ... XNNPACK delegate` print is captured.
+    """
+    path = check_model_file(path)
+    if threads < 1:
+        raise PosterliteError(f"threads must be >= 1, got {threads}")
+    interpreter_type = interpreter_class()
+    try:
+        with captured_output():
+            interpreter = interpreter_type(model_path=str(path), num_threads=threads)
+            interpreter.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        reason = first_line(exc)
+        if "not a valid Flatbuffer" in reason:
+            reason += ": truncated or corrupt"
+        raise PosterliteError(f"{path}: not a usable TFLite model ({reason})") from exc
+    return interpreter
+
+
+def interpreter_from_bytes(model_bytes: bytes) -> Any:
+    """An (unallocated) interpreter over in-memory model bytes, its log print captured."""
+    with captured_output():
+        return interpreter_class()(model_content=model_bytes)
