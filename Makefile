@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint android-tools tflite-support-venv test-tflite-support
+.PHONY: demo test setup lint android-tools browser-tools tflite-support-venv test-tflite-support
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,19 @@ setup: $(STAMP)
 # adb (Debian package) drives the Android path; tests that need it skip without it.
 android-tools:
 	@command -v adb >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq adb >/dev/null) || echo "adb not installed: Android tests will skip"; }
+
+# Headless Chromium (Debian's chromium + chromium-driver) and the npm packages pinned by
+# posterlite/web/package-lock.json (MediaPipe Tasks for Web, LiteRT.js, playwright-core) drive
+# `posterlite bench --target browser` and `posterlite web`; tests that need them skip without.
+WEB := posterlite/web
+WEB_STAMP := $(WEB)/node_modules/.installed
+
+$(WEB_STAMP): $(WEB)/package-lock.json
+	@command -v npm >/dev/null 2>&1 && (cd $(WEB) && npm ci --no-audit --no-fund --loglevel=error) && touch $@ || echo "npm packages not installed: browser tests will skip"
+
+browser-tools:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "chromium not installed: browser tests will skip"; }
+	@$(MAKE) -s --no-print-directory $(WEB_STAMP)
 
 # Android's own metadata reader (tflite-support 0.4.4: MetadataDisplayer and the Task
 # Library's C++ ImageClassifier) in a venv of its own: it cannot live beside TF 2.21, and it
@@ -43,5 +56,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: $(STAMP) android-tools lint
+test: $(STAMP) android-tools browser-tools lint
 	$(BIN)/pytest -q -rs

@@ -649,10 +649,29 @@ def info(model: Path, as_json: bool) -> None:
 )
 @click.option(
     "--target",
-    type=click.Choice(["cpu", "android"]),
+    type=click.Choice(["cpu", "android", "browser"]),
     default="cpu",
     show_default=True,
-    help="Host CPU (LiteRT) or an Android device through adb.",
+    help="Host CPU (LiteRT), an Android device through adb, or headless Chromium emulating "
+    "a phone (plus the host CPU rows of the same run).",
+)
+@click.option(
+    "--cpu-throttle",
+    default="1,4",
+    show_default=True,
+    help="browser: Chromium CPU throttling rates, comma-separated (4 = Lighthouse's mobile).",
+)
+@click.option(
+    "--browser-runtime",
+    type=click.Choice(["mediapipe", "litert", "both"]),
+    default=None,
+    help="browser: MediaPipe Tasks for Web or LiteRT.js (default: the faster, mediapipe).",
+)
+@click.option(
+    "--chromium",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="browser: Chromium binary (default: POSTERLITE_CHROMIUM, /usr/bin/chromium).",
 )
 @click.option("--serial", default=None, help="adb serial (android; default: the only device).")
 @click.option(
@@ -687,6 +706,9 @@ def bench(
     use_gpu: bool,
     use_nnapi: bool,
     references: bool,
+    cpu_throttle: str,
+    browser_runtime: str | None,
+    chromium: Path | None,
 ) -> None:
     """Size, latency, memory and accuracy of MODELs (.tflite, run dirs, .keras).
 
@@ -712,6 +734,15 @@ def bench(
         use_gpu=use_gpu,
         use_nnapi=use_nnapi,
     )
+    if target == "browser":
+        from posterlite import browser
+
+        options.cpu_throttle = browser.parse_throttles(cpu_throttle)
+        options.browser_runtimes = browser.parse_runtimes(browser_runtime)
+        options.chromium = str(chromium) if chromium else None
+        browser.find_tools(options.chromium).check()  # fail before the CPU rows run
+    elif browser_runtime or chromium:
+        raise PosterliteError("--browser-runtime/--chromium need --target browser")
     if target == "cpu" and (serial or benchmark_binary or use_gpu or use_nnapi):
         raise PosterliteError(
             "--serial/--benchmark-binary/--use-gpu/--use-nnapi need --target android"
@@ -726,6 +757,73 @@ def bench(
     table = bench_mod.markdown_table(report.rows) if wide else bench_mod.summary_table(report)
     click.echo(table, nl=False)
     click.echo(f"plot: {plot_out}\nevery figure: {json_out}")
+
+
+# --- web --------------------------------------------------------------------------
+@main.command()
+@click.argument("model", type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the static page (replaced when it holds an earlier page).",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["litert", "mediapipe"]),
+    default="litert",
+    show_default=True,
+    help="In-page runtime: LiteRT.js (genres sooner after opening the page, measured) or "
+    "MediaPipe Tasks for Web (faster per poster once loaded).",
+)
+@click.option("--serve", is_flag=True, help="Then serve OUT on 127.0.0.1 until Ctrl-C.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="Port for --serve.")  # fmt: skip
+@click.option(
+    "--check",
+    "check_poster",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Open the page in headless Chromium (phone-sized), choose this poster, print the genres.",
+)
+@click.option(
+    "--screenshot",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="With --check: save a PNG of the page showing the result.",
+)
+def web(
+    model: Path,
+    out: Path,
+    runtime: str,
+    serve: bool,
+    port: int,
+    check_poster: Path | None,
+    screenshot: Path | None,
+) -> None:
+    """A self-contained static page that predicts genres of a photographed or chosen poster
+    in the browser with MODEL (.tflite): the model, its labels, tuned thresholds, name and
+    version, and the vendored JS/WASM runtime (no CDN; works offline from any static host)."""
+    from posterlite import browser
+
+    if screenshot and not check_poster:
+        raise PosterliteError("--screenshot needs --check POSTER")
+    site = browser.write_page(model, out, runtime)
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    click.echo(f"{out}: {site.config['name']} v{site.config['version'] or '-'} "
+               f"({runtime}, {size / 1e6:.1f} MB)")  # fmt: skip
+    if check_poster:
+        result = browser.check_page(out, check_poster, screenshot=screenshot)
+        last = result.last
+        click.echo(
+            f"{check_poster}: {', '.join(last['genres']) or '(none)'} "
+            f"(tuned thresholds; shown {last['choose_to_genres_wall_ms']:.0f} ms after choosing, "
+            f"page ready {last['ready_ms']:.0f} ms, second visit, Chromium {result.chromium})"
+        )
+        if screenshot:
+            click.echo(f"screenshot: {screenshot}")
+    if serve:
+        browser.serve_forever(out, port, echo=click.echo)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,700 @@
+"""The model in a mobile browser engine: the static web page and the browser benchmark.
+
+This module owns `posterlite web` (a self-contained static page: the `.tflite`, its labels,
+tuned thresholds, name and version from its metadata, and the JS/WASM runtime vendored
+from `posterlite/web/node_modules`, no CDN) and `posterlite bench --target browser`.
+
+The benchmark serves that same page's code (plus `bench.html`) from a local HTTP server on
+127.0.0.1 and drives Debian's headless Chromium through playwright-core
+(`posterlite/web/driver.mjs`; no browser download) in a phone-sized context (Playwright's
+"Pixel 7": metrics, touch, mobile UA) with the DevTools CPU throttling rate set
+(`Emulation.setCPUThrottlingRate`; Lighthouse's mobile profile uses 4x). In the page it
+measures model load, per-poster latency with decode excluded (warm runs on one poster)
+and included (every labelled poster from its file bytes), and the scores that accuracy is
+computed from. Runtimes: LiteRT.js (`@litertjs/core`, XNNPACK in WebAssembly, one thread)
+and MediaPipe Tasks for Web (`@mediapipe/tasks-vision`, the web build of MediaPipe's C++
+ImageClassifier, which reads the TFLite metadata).
+
+What this measures is a browser engine on this machine's CPU, slowed by Chromium's
+throttling; not a phone's NPU/GPU, its memory bandwidth or its thermal limits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import os
+import shutil
+import struct
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from posterlite.errors import PosterliteError
+from posterlite.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+
+WEB_DIR = Path(__file__).resolve().parent / "web"
+DEVICE = "Pixel 7"
+THROTTLES: tuple[int, ...] = (1, 4)
+RUNTIMES: tuple[str, ...] = ("litert", "mediapipe")
+# Measured in `benchmarks/results/browser_parity.md` (both selectable everywhere):
+# MediaPipe web is the faster per poster (warm and end-to-end p50, 1x and 4x), so the bench
+# defaults to it; LiteRT.js loads about twice as fast and has no slow first call, so a page
+# that a person opens to classify one poster shows genres sooner with it.
+DEFAULT_RUNTIME = "mediapipe"  # posterlite bench --target browser
+PAGE_RUNTIME = "litert"  # posterlite web
+RUNTIME_PACKAGES = {"litert": "@litertjs/core", "mediapipe": "@mediapipe/tasks-vision"}
+RUNTIME_LABELS = {"litert": "LiteRT.js", "mediapipe": "MediaPipe web"}
+# Headless Chromium on a closed network: without the background-networking flags its
+# own connections (updates, sync, safe browsing) are refused many at a time.
+CHROMIUM_ARGS: tuple[str, ...] = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+PAGE_FILES: tuple[str, ...] = ("index.html", "app.js", "posterlite.js")
+BENCH_FILES: tuple[str, ...] = ("bench.html", "bench.js", "posterlite.js")
+
+
+# ------------------------------------------------------------------------------ tools
+@dataclass(frozen=True)
+class BrowserTools:
+    """The three things the browser path needs: Chromium, node, the npm packages."""
+
+    chromium: Path | None
+    node: Path | None
+    modules: Path
+
+    def check(self, need_chromium: bool = True) -> None:
+        if not (self.modules / "@litertjs" / "core").is_dir():
+            raise PosterliteError(
+                f"browser runtimes not installed in {self.modules}: run `make browser-tools` "
+                "(npm ci in posterlite/web)"
+            )
+        if need_chromium and self.node is None:
+            raise PosterliteError("node not found: install Node.js >= 18 (make browser-tools)")
+        if need_chromium and self.chromium is None:
+            raise PosterliteError(
+                "Chromium not found: install Debian's chromium (make browser-tools) "
+                "or set POSTERLITE_CHROMIUM"
+            )
+
+
+def find_tools(chromium: str | Path | None = None) -> BrowserTools:
+    """Chromium (argument, POSTERLITE_CHROMIUM, /usr/bin/chromium, PATH), node, node_modules."""
+    modules = Path(os.environ.get("POSTERLITE_WEB_MODULES", WEB_DIR / "node_modules"))
+    # An explicit binary is used or reported missing, never silently replaced.
+    candidates = (
+        [chromium]
+        if chromium
+        else [
+            os.environ.get("POSTERLITE_CHROMIUM"),
+            "/usr/bin/chromium",
+            shutil.which("chromium"),
+            shutil.which("chromium-browser"),
+        ]
+    )
+    found = next(
+        (Path(c) for c in candidates if c and Path(c).is_file() and os.access(c, os.X_OK)), None
+    )
+    node = shutil.which("node")
+    return BrowserTools(found, Path(node) if node else None, modules)
+
+
+def runtime_versions(modules: Path) -> dict[str, str]:
+    """npm versions of the vendored runtimes (and playwright-core), from their package.json."""
+    versions = {}
+    for key, package in {**RUNTIME_PACKAGES, "playwright": "playwright-core"}.items():
+        try:
+            data = json.loads((modules / package / "package.json").read_text(encoding="utf-8"))
+            versions[key] = str(data["version"])
+        except (OSError, ValueError, KeyError):
+            versions[key] = "missing"
+    return versions
+
+
+# ----------------------------------------------------------------------------- the site
+def model_config(path: Path, runtime: str, versions: dict[str, str]) -> dict[str, Any]:
+    """What the page needs to know about a model, from its metadata and LiteRT on the host.
+
+    The pixel -> input-tensor table comes from posterlite's own runtime (`PosterModel.prepare`
+    on the 256 pixel values), so the page quantizes exactly as `posterlite predict` does.
+    """
+    from posterlite.runtime import PosterModel
+
+    model = PosterModel.load(path)
+    size = model.input_size
+    levels = np.resize(np.arange(256, dtype=np.uint8), (size, size, 3))
+    table = model.prepare(levels).reshape(-1)[:256]
+    scale, zero_point = model.output_quant
+    return {
+        "model": "model.tflite",
+        "file": path.name,
+        "sha256": sha256_file(path)[:12],
+        "name": model.name,
+        "version": model.version,
+        "genres": list(model.genres),
+        "thresholds": [round(float(t), 6) for t in model.thresholds],
+        "default_threshold": float(model.default_threshold),
+        "size": size,
+        "input_dtype": "uint8" if model.input_dtype == np.uint8 else "float32",
+        "input_lut": [float(v) if table.dtype.kind == "f" else int(v) for v in table],
+        "output_scale": float(scale),
+        "output_zero_point": int(zero_point),
+        "runtime": runtime,
+        "runtime_versions": {k: v for k, v in versions.items() if k in RUNTIME_PACKAGES},
+    }
+
+
+def static_batch_model(data: bytes) -> bytes:
+    """The model with every `-1` (dynamic) dimension of its tensors' shape signatures set to
+    the static shape the file already carries (batch 1).
+
+    LiteRT.js compiles a model once for its signature and refuses a [1, S, S, 3] input for
+    a [-1, S, S, 3] signature (what Keras conversion writes). Only those int32 slots change,
+    in place: weights, ops, metadata and the zipped label files are byte for byte the same,
+    so the model computes exactly what the file it came from computes.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    buf = bytearray(data)
+    try:
+        model = schema.Model.GetRootAsModel(buf, 0)
+        for g in range(model.SubgraphsLength()):
+            graph = model.Subgraphs(g)
+            for t in range(graph.TensorsLength()):
+                tensor = graph.Tensors(t)
+                if tensor.ShapeSignatureLength() != tensor.ShapeLength():
+                    continue
+                slot = tensor._tab.Offset(18)  # Tensor.shape_signature (schema field 7)
+                if not slot:
+                    continue
+                start = tensor._tab.Vector(slot)
+                for dim in range(tensor.ShapeSignatureLength()):
+                    if tensor.ShapeSignature(dim) == -1 and tensor.Shape(dim) > 0:
+                        flatbuffers.encode.Write(
+                            flatbuffers.packer.int32, buf, start + 4 * dim, tensor.Shape(dim)
+                        )
+    except (IndexError, ValueError, TypeError, struct.error) as exc:  # junk bytes
+        raise PosterliteError(f"not a TFLite flatbuffer ({exc})") from exc
+    return bytes(buf)
+
+
+def _copy(source: Path, target: Path, link: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if link:
+        target.symlink_to(source)
+    else:
+        shutil.copyfile(source, target)
+
+
+def vendor_runtime(modules: Path, runtime: str, vendor: Path, link: bool = False) -> None:
+    """Copy one runtime's browser files from node_modules into `vendor/<runtime>/`."""
+    if runtime == "mediapipe":
+        root = modules / "@mediapipe" / "tasks-vision"
+        files = {
+            "vision_bundle.mjs": root / "vision_bundle.mjs",
+            "vision_wasm_internal.js": root / "wasm" / "vision_wasm_internal.js",
+            "vision_wasm_internal.wasm": root / "wasm" / "vision_wasm_internal.wasm",
+        }
+    elif runtime == "litert":
+        root = modules / "@litertjs" / "core"
+        files = {
+            "litert_wasm_internal.js": root / "wasm" / "litert_wasm_internal.js",
+            "litert_wasm_internal.wasm": root / "wasm" / "litert_wasm_internal.wasm",
+            "wasm-utils.js": modules / "@litertjs" / "wasm-utils" / "dist" / "index.js",
+        }
+        # The package imports its helper by bare name; a static host has no import map
+        # resolver to rely on, so the import is pointed at the vendored file.
+        code = (root / "dist" / "index.js").read_text(encoding="utf-8")
+        code = code.replace('from "@litertjs/wasm-utils"', 'from "./wasm-utils.js"')
+        (vendor / runtime).mkdir(parents=True, exist_ok=True)
+        (vendor / runtime / "index.js").write_text(code, encoding="utf-8")
+    else:
+        raise PosterliteError(f"unknown browser runtime {runtime!r} (choose from {RUNTIMES})")
+    for name, source in files.items():
+        if not source.is_file():
+            raise PosterliteError(f"{source} missing: run `make browser-tools`")
+        _copy(source, vendor / runtime / name, link)
+
+
+@dataclass(frozen=True)
+class Site:
+    root: Path
+    config: dict[str, Any]
+
+
+def build_site(
+    model: Path,
+    out: Path,
+    runtimes: Sequence[str] = (DEFAULT_RUNTIME,),
+    *,
+    tools: BrowserTools | None = None,
+    bench: bool = False,
+    link: bool = False,
+) -> Site:
+    """Write the static page (and with `bench`, the bench harness) for `model` into `out`.
+
+    The first runtime is the page's; every listed one is vendored. `link` symlinks the big
+    files instead of copying them (the bench's throwaway sites).
+    """
+    model = Path(model)
+    tools = tools or find_tools()
+    tools.check(need_chromium=False)
+    for runtime in runtimes:
+        if runtime not in RUNTIMES:
+            raise PosterliteError(f"unknown browser runtime {runtime!r} (choose from {RUNTIMES})")
+    versions = runtime_versions(tools.modules)
+    config = model_config(model, runtimes[0], versions)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in (*PAGE_FILES, *(BENCH_FILES if bench else ())):
+        shutil.copyfile(WEB_DIR / name, out / name)
+    for runtime in runtimes:
+        vendor_runtime(tools.modules, runtime, out / "vendor", link=link)
+    atomic_write_bytes(out / "model.tflite", static_batch_model(model.read_bytes()))
+    atomic_write_text(out / "model.json", json.dumps(config, indent=1) + "\n")
+    return Site(out, config)
+
+
+# ---------------------------------------------------------------------------- serving
+class _Handler(SimpleHTTPRequestHandler):
+    """Static files with the types browsers insist on (wasm streaming, JS modules)."""
+
+    extensions_map = {
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".mjs": "text/javascript; charset=utf-8",
+        ".json": "application/json",
+        ".wasm": "application/wasm",
+        ".tflite": "application/octet-stream",
+        ".bin": "application/octet-stream",
+        ".jpg": "image/jpeg",
+        ".jpeg": "image/jpeg",
+        ".png": "image/png",
+        "": "application/octet-stream",
+    }
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
+        pass  # the bench's progress is on stderr; per-request lines would drown it
+
+
+@contextlib.contextmanager
+def serve(directory: Path, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
+    """Serve `directory` over HTTP on 127.0.0.1 in a thread; yields the base URL."""
+    handler = functools.partial(_Handler, directory=str(directory))
+    try:
+        server = ThreadingHTTPServer((host, port), handler)
+    except OSError as exc:
+        raise PosterliteError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from exc
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+# ----------------------------------------------------------------------------- driving
+def run_driver(
+    tools: BrowserTools, base: str, jobs: list[dict[str, Any]], timeout_s: float = 600.0
+) -> dict[str, Any]:
+    """Run `driver.mjs` (headless Chromium) on `jobs`; its JSON answer, or a one-line error."""
+    tools.check()
+    if True:
+        request = {
+            "executable": str(tools.chromium),
+            # Playwright starts Chromium with a fresh temporary --user-data-dir of its own
+            # (and refuses ours), deleted when the browser closes.
+            "args": list(CHROMIUM_ARGS),
+            "device": DEVICE,
+            "base": base,
+            "timeout_ms": int(timeout_s * 1000),
+            "jobs": jobs,
+        }
+        env = {**os.environ, "NODE_PATH": str(tools.modules)}
+        try:
+            done = subprocess.run(
+                [str(tools.node), str(WEB_DIR / "driver.mjs")],
+                input=json.dumps(request),
+                capture_output=True,
+                text=True,
+                timeout=timeout_s * max(1, len(jobs)),
+                env=env,
+                check=False,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise PosterliteError(f"Chromium did not finish within {exc.timeout:.0f} s") from exc
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if not lines:
+        detail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise PosterliteError(f"browser driver failed: {detail}")
+    answer = json.loads(lines[-1])
+    if not answer.get("ok"):
+        raise PosterliteError(str(answer.get("error", "browser driver failed")))
+    return answer
+
+
+def _job_error(result: dict[str, Any], what: str) -> PosterliteError:
+    problems = [p for p in result.get("problems", []) if "favicon" not in p]
+    # Runtimes' messages carry stack traces; the first line says what went wrong.
+    detail = (str(result.get("error") or "failed").strip().splitlines() or ["failed"])[0]
+    if problems and problems[0] not in detail:
+        detail += f" ({problems[0]})"
+    return PosterliteError(f"{what}: {detail}")
+
+
+# --------------------------------------------------------------------------- measuring
+@dataclass
+class BrowserMeasurement:
+    """One model x runtime x throttle in the page: raw timings and scores."""
+
+    model: Path
+    runtime: str
+    throttle: int
+    chromium: str
+    runtime_version: str
+    device: dict[str, Any]
+    model_load_ms: float
+    model_fetch_ms: float
+    first_ms: float
+    warm_ms: list[float]
+    end_to_end_ms: list[float]
+    scores: np.ndarray  # (N, G) from the browser's own decode, NaN rows where it failed
+    pixel_scores: np.ndarray | None  # (N, G) fed posterlite's decoded pixels
+    config: dict[str, Any] = field(default_factory=dict)
+    user_agent: str = ""
+
+
+def _poster_links(site: Path, paths: Sequence[Path]) -> list[str]:
+    posters = site / "posters"
+    posters.mkdir(exist_ok=True)
+    urls = []
+    for index, path in enumerate(paths):
+        name = f"{index:05d}{Path(path).suffix.lower() or '.img'}"
+        (posters / name).symlink_to(Path(path).resolve())
+        urls.append(f"posters/{name}")
+    return urls
+
+
+def host_pixels(paths: Sequence[Path], size: int) -> np.ndarray:
+    """posterlite's decode + resize (`preprocess.load_poster`) of every poster: (N, S, S, 3)."""
+    from posterlite.preprocess import load_poster
+
+    return np.stack([load_poster(path, size) for path in paths])
+
+
+def measure(
+    model: Path,
+    posters: Sequence[Path],
+    *,
+    throttles: Sequence[int] = THROTTLES,
+    runtimes: Sequence[str] = (DEFAULT_RUNTIME,),
+    runs: int = 50,
+    warmup: int = 5,
+    with_host_pixels: bool = False,
+    resize: str = "canvas",
+    chromium: str | Path | None = None,
+) -> list[BrowserMeasurement]:
+    """Every runtime x throttle for one model, in one Chromium, from one local server."""
+    if not posters:
+        raise PosterliteError("the browser bench needs at least one poster")
+    tools = find_tools(chromium)
+    tools.check()
+    with tempfile.TemporaryDirectory(prefix="posterlite-site-") as tmp:
+        site = build_site(model, Path(tmp), runtimes, tools=tools, bench=True, link=True)
+        urls = _poster_links(site.root, posters)
+        pixels_url = None
+        if with_host_pixels:
+            pixels = host_pixels(posters, site.config["size"])
+            (site.root / "pixels.bin").write_bytes(np.ascontiguousarray(pixels).tobytes())
+            pixels_url = "pixels.bin"
+        jobs = [
+            {
+                "kind": "bench",
+                "throttle": throttle,
+                "job": {
+                    "config": "model.json",
+                    "runtime": runtime,
+                    "posters": urls,
+                    "warmup": warmup,
+                    "runs": runs,
+                    # the runtime's scores do not depend on the throttle: fed once
+                    "pixels": pixels_url if throttle == throttles[0] else None,
+                    "resize": resize,
+                },
+            }
+            for runtime in runtimes
+            for throttle in throttles
+        ]
+        with serve(site.root) as base:
+            answer = run_driver(tools, base, jobs)
+    measurements = []
+    for spec, result in zip(jobs, answer["results"], strict=True):
+        runtime = spec["job"]["runtime"]
+        if not result.get("ok"):
+            raise _job_error(result, f"{model.name} in {RUNTIME_LABELS[runtime]}")
+        genres = len(site.config["genres"])
+        scores = np.array(
+            [s if s is not None else [np.nan] * genres for s in result["scores"]], np.float64
+        )
+        pixel = result.get("pixel_scores")
+        measurements.append(
+            BrowserMeasurement(
+                model=Path(model),
+                runtime=runtime,
+                throttle=int(spec["throttle"]),
+                chromium=answer["chromium"],
+                runtime_version=result["runtime_version"],
+                device=answer["device"],
+                model_load_ms=float(result["model_load_ms"]),
+                model_fetch_ms=float(result["model_fetch_ms"]),
+                first_ms=float(result["first_ms"]),
+                warm_ms=[float(v) for v in result["warm_ms"]],
+                end_to_end_ms=[float(v) for v in result["end_to_end_ms"] if v is not None],
+                scores=scores,
+                pixel_scores=None if pixel is None else np.asarray(pixel, np.float64),
+                config=site.config,
+                user_agent=result.get("user_agent", ""),
+            )
+        )
+    return measurements
+
+
+# --------------------------------------------------------------------------- bench rows
+def device_record(m: BrowserMeasurement) -> dict[str, str]:
+    """What every browser row records about where it ran (all strings, like adb's)."""
+    viewport = m.device.get("viewport") or {}
+    label = RUNTIME_LABELS[m.runtime]
+    return {
+        "model": f"{m.device.get('name', DEVICE)} emulated, CPU {m.throttle}x, {label}",
+        "emulated_device": str(m.device.get("name", DEVICE)),
+        "viewport": f"{viewport.get('width')}x{viewport.get('height')}"
+        f"@{m.device.get('device_scale_factor')}",
+        "touch": str(bool(m.device.get("has_touch"))).lower(),
+        "mobile": str(bool(m.device.get("is_mobile"))).lower(),
+        "user_agent": m.user_agent or str(m.device.get("user_agent", "")),
+        "cpu_throttle": str(m.throttle),
+        "browser": f"Chromium {m.chromium} (headless)",
+        "runtime": m.runtime,
+        "runtime_package": f"{RUNTIME_PACKAGES[m.runtime]}@{m.runtime_version}",
+    }
+
+
+def bench_row(m: BrowserMeasurement, labels: np.ndarray | None, name: str, fmt: str) -> Any:
+    """A `BenchRow` (target "browser") from one measurement; `labels` (N, G) or None."""
+    from posterlite.bench import BenchRow, LatencyStats
+    from posterlite.metrics import DEFAULT_THRESHOLD, evaluate
+
+    e2e = np.asarray(m.end_to_end_ms, dtype=np.float64)
+    row = BenchRow(
+        model=name,
+        format=fmt,
+        kind="posterlite",
+        path=str(m.model),
+        target="browser",
+        threads=1,
+        size_bytes=m.model.stat().st_size,
+        latency=LatencyStats.from_samples([v / 1e3 for v in m.warm_ms], first_s=m.first_ms / 1e3),
+        load_ms=m.model_load_ms,
+        end_to_end_ms=float(e2e.mean()) if e2e.size else None,
+        device=device_record(m),
+        delegate=f"{RUNTIME_LABELS[m.runtime]} (WebAssembly, XNNPACK, 1 thread)",
+    )
+    if e2e.size:
+        p50, p90 = np.percentile(e2e, [50, 90])
+        row.device["end_to_end_p50_ms"] = f"{p50:.2f}"
+        row.device["end_to_end_p90_ms"] = f"{p90:.2f}"
+        row.notes.append(
+            f"decode + resize + classify in the page: p50 {p50:.1f} ms, p90 {p90:.1f} ms "
+            f"over {e2e.size} posters"
+        )
+    row.device["model_fetch_ms"] = f"{m.model_fetch_ms:.1f}"
+    row.notes.append(
+        "load = fetch the model + load the runtime's WebAssembly + compile the model, in the page"
+    )
+    if labels is not None:
+        ok = ~np.isnan(m.scores).any(axis=1)
+        if ok.any():
+            row.accuracy = evaluate(
+                labels[ok], m.scores[ok], list(m.config["genres"]), DEFAULT_THRESHOLD
+            )
+        if (~ok).any():
+            row.notes.append(f"{int((~ok).sum())} posters the browser could not decode")
+    return row
+
+
+def run_browser(
+    specs: Sequence[Any],
+    posters: Any,
+    *,
+    throttles: Sequence[int] = THROTTLES,
+    runtimes: Sequence[str] = (DEFAULT_RUNTIME,),
+    runs: int = 50,
+    warmup: int = 5,
+    chromium: str | Path | None = None,
+    native: Sequence[Any] = (),
+) -> list[Any]:
+    """Browser rows for every `.tflite` spec (Keras baselines and ImageNet references are
+    host-only), scored on `posters` (a `LabelledSet`; None: latency only). `native` CPU rows
+    of the same run give each browser row its p50 ratio to native LiteRT at 1 thread."""
+    from tqdm import tqdm
+
+    if posters is None:
+        raise PosterliteError("the browser bench needs posters to decode: pass --data")
+    rows = []
+    chosen = [s for s in specs if s.kind == "posterlite" and Path(s.path).suffix == ".tflite"]
+    if not chosen:
+        raise PosterliteError("no .tflite model to run in the browser")
+    with tqdm(total=len(chosen), desc="bench browser", unit="model", leave=False) as bar:
+        for spec in chosen:
+            bar.set_postfix_str(f"{spec.name}/{spec.format}")
+            measured = measure(
+                Path(spec.path),
+                list(posters.paths),
+                throttles=throttles,
+                runtimes=runtimes,
+                runs=runs,
+                warmup=warmup,
+                chromium=chromium,
+            )
+            labels = posters.targets(measured[0].config["genres"])
+            base = [
+                r
+                for r in native
+                if r.target == "cpu" and r.path == str(spec.path) and r.threads == 1 and r.latency
+            ]
+            for m in measured:
+                row = bench_row(m, labels, spec.name, spec.format)
+                if base and row.latency and base[0].latency.p50_ms:
+                    ratio = row.latency.p50_ms / base[0].latency.p50_ms
+                    row.device["p50_vs_native_litert"] = f"{ratio:.2f}"
+                    row.notes.append(f"p50 = {ratio:.1f}x native LiteRT (1 thread) in the same run")
+                rows.append(row)
+            bar.update(1)
+    return rows
+
+
+# ---------------------------------------------------------------------------- the page
+def write_page(model: Path, out: Path, runtime: str = PAGE_RUNTIME) -> Site:
+    """`posterlite web`: build the page in a sibling temp folder, then move it to `out`.
+
+    An existing `out` is replaced only when it is an earlier posterlite page (it has
+    model.json) or empty, so a typo cannot wipe an unrelated folder.
+    """
+    model, out = Path(model), Path(out)
+    if not model.is_file():
+        raise PosterliteError(f"model not found: {model}")
+    if out.exists() and (
+        not out.is_dir() or (any(out.iterdir()) and not (out / "model.json").is_file())
+    ):
+        raise PosterliteError(f"{out} exists and is not a posterlite page; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        site = build_site(model, tmp, (runtime,))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Site(out, site.config)
+
+
+@dataclass(frozen=True)
+class PageCheck:
+    """The page as a person meets it (second visit): ready time, genres shown, how fast."""
+
+    chromium: str
+    device: dict[str, Any]
+    throttle: int
+    visits: list[dict[str, Any]]
+    screenshot: Path | None
+
+    @property
+    def last(self) -> dict[str, Any]:
+        return self.visits[-1]
+
+
+def check_page(
+    site: Path,
+    poster: Path,
+    *,
+    screenshot: Path | None = None,
+    throttle: int = 1,
+    visits: int = 2,
+    chromium: str | Path | None = None,
+) -> PageCheck:
+    """Open a built page in headless Chromium (phone context) from 127.0.0.1, choose
+    `poster` in its file input on each visit, read back the genres it shows."""
+    tools = find_tools(chromium)
+    tools.check()
+    poster = Path(poster)
+    if not poster.is_file():
+        raise PosterliteError(f"poster not found: {poster}")
+    job = {
+        "kind": "page",
+        "throttle": throttle,
+        "poster": str(poster.resolve()),
+        "visits": visits,
+        "screenshot": str(Path(screenshot).resolve()) if screenshot else None,
+    }
+    if screenshot:
+        Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
+    with serve(Path(site)) as base:
+        answer = run_driver(tools, base, [job])
+    result = answer["results"][0]
+    if not result.get("ok"):
+        raise _job_error(result, f"the page in {site}")
+    return PageCheck(
+        chromium=answer["chromium"],
+        device=answer["device"],
+        throttle=throttle,
+        visits=result["visits"],
+        screenshot=Path(screenshot) if screenshot else None,
+    )
+
+
+def serve_forever(site: Path, port: int, echo: Any = print) -> None:
+    """`posterlite web --serve`: serve the page on 127.0.0.1:PORT until Ctrl-C."""
+    with serve(Path(site), port=port) as base:
+        echo(f"serving {site} at {base} (Ctrl-C to stop)")
+        threading.Event().wait()
+
+
+def parse_throttles(text: str) -> tuple[int, ...]:
+    """`--cpu-throttle 1,4` -> (1, 4); rates are >= 1 (1 = no slowdown)."""
+    try:
+        values = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as exc:
+        raise PosterliteError(f"--cpu-throttle takes integers like 1,4 (got {text!r})") from exc
+    if not values or any(v < 1 for v in values):
+        raise PosterliteError(f"--cpu-throttle rates must be >= 1 (got {text!r})")
+    return values
+
+
+def parse_runtimes(text: str | None) -> tuple[str, ...]:
+    """`mediapipe`, `litert`, `both` or None (the default runtime)."""
+    if text is None:
+        return (DEFAULT_RUNTIME,)
+    if text == "both":
+        return (DEFAULT_RUNTIME, *(r for r in RUNTIMES if r != DEFAULT_RUNTIME))
+    if text not in RUNTIMES:
+        raise PosterliteError(f"unknown browser runtime {text!r} (choose from {RUNTIMES})")
+    return (text,)

@@ -1,0 +1,141 @@
+// Drives Debian's headless Chromium for posterlite/browser.py through playwright-core
+// (no browser download: the executable is given). Reads one JSON request on stdin,
+// writes one JSON answer on stdout; never throws past main() so Python always gets JSON.
+//
+// request: {executable, args: [...], device: "Pixel 7", base: "http://127.0.0.1:PORT/",
+//           timeout_ms, jobs: [{kind: "bench", throttle, job: {...}}
+//                             | {kind: "page", throttle, poster, screenshot}]}
+// answer:  {ok, chromium, playwright, device: {...}, results: [{ok, ..., error}]}
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+const { chromium, devices } = require("playwright-core");
+const playwrightVersion = require("playwright-core/package.json").version;
+
+function firstLine(error) {
+  const text = String((error && error.message) || error || "unknown error").trim();
+  return text.split("\n")[0];
+}
+
+async function readStdin() {
+  const chunks = [];
+  for await (const chunk of process.stdin) chunks.push(chunk);
+  return JSON.parse(Buffer.concat(chunks).toString("utf8"));
+}
+
+// A fresh phone-sized context: device metrics, touch, mobile UA (Chrome version of the
+// browser actually running, so the UA does not claim another engine), CPU throttling.
+async function phonePage(browser, request, throttle) {
+  const device = { ...devices[request.device] };
+  const version = browser.version();
+  device.userAgent = device.userAgent.replace(/Chrome\/[\d.]+/, `Chrome/${version}`);
+  const context = await browser.newContext(device);
+  const page = await context.newPage();
+  const problems = [];
+  page.on("pageerror", (error) => problems.push(`page error: ${firstLine(error)}`));
+  page.on("console", (message) => {
+    if (message.type() === "error") problems.push(`console: ${message.text().split("\n")[0]}`);
+  });
+  page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+  const cdp = await context.newCDPSession(page);
+  await cdp.send("Emulation.setCPUThrottlingRate", { rate: throttle });
+  page.setDefaultTimeout(request.timeout_ms);
+  return { context, page, problems, device };
+}
+
+async function benchJob(browser, request, spec) {
+  const { context, page, problems } = await phonePage(browser, request, spec.throttle);
+  try {
+    await page.goto(new URL("bench.html", request.base).href, { waitUntil: "load" });
+    await page.waitForFunction(() => typeof window.plBench === "function");
+    const result = await page.evaluate((job) => window.plBench(job), spec.job);
+    return { ok: true, throttle: spec.throttle, problems, ...result };
+  } catch (error) {
+    return { ok: false, throttle: spec.throttle, error: firstLine(error), problems };
+  } finally {
+    await context.close();
+  }
+}
+
+// The user page as a person meets it: a first visit (fills the HTTP cache), then a second
+// visit timed from navigation to "ready", a poster chosen through the file input, timed
+// until the genres are on screen, and a screenshot.
+async function pageJob(browser, request, spec) {
+  const { context, page, problems } = await phonePage(browser, request, spec.throttle);
+  const url = new URL("index.html", request.base).href;
+  try {
+    await page.goto(url, { waitUntil: "load" });
+    await page.waitForSelector("body[data-state=ready], body[data-state=error]");
+    const visits = [];
+    for (let visit = 0; visit < (spec.visits || 2); visit++) {
+      if (visit > 0) {
+        await page.goto(url, { waitUntil: "load" });
+        await page.waitForSelector("body[data-state=ready], body[data-state=error]");
+      }
+      const state = await page.getAttribute("body", "data-state");
+      if (state === "error") {
+        const message = await page.textContent("#status");
+        return { ok: false, error: firstLine(message), problems };
+      }
+      const readyMs = await page.evaluate(() => window.plTimes.ready);
+      const times = await page.evaluate(() => window.plTimes);
+      const start = Date.now();
+      await page.setInputFiles("#file", spec.poster);
+      await page.waitForSelector("body[data-state=shown], body[data-state=error]");
+      const wallMs = Date.now() - start;
+      const shown = await page.evaluate(() => window.plLast);
+      visits.push({ ready_ms: readyMs, times, choose_to_genres_wall_ms: wallMs, ...shown });
+    }
+    if (spec.screenshot) await page.screenshot({ path: spec.screenshot, fullPage: true });
+    return { ok: true, throttle: spec.throttle, visits, problems };
+  } catch (error) {
+    return { ok: false, throttle: spec.throttle, error: firstLine(error), problems };
+  } finally {
+    await context.close();
+  }
+}
+
+async function main() {
+  const request = await readStdin();
+  let browser;
+  try {
+    browser = await chromium.launch({
+      executablePath: request.executable,
+      headless: true,
+      args: request.args,
+      timeout: request.timeout_ms,
+    });
+  } catch (error) {
+    return { ok: false, error: `cannot start Chromium (${request.executable}): ${firstLine(error)}` };
+  }
+  try {
+    const results = [];
+    for (const spec of request.jobs) {
+      const run = spec.kind === "page" ? pageJob : benchJob;
+      results.push(await run(browser, request, spec));
+    }
+    const device = devices[request.device];
+    return {
+      ok: true,
+      chromium: browser.version(),
+      playwright: playwrightVersion,
+      device: {
+        name: request.device,
+        viewport: device.viewport,
+        device_scale_factor: device.deviceScaleFactor,
+        is_mobile: device.isMobile,
+        has_touch: device.hasTouch,
+        user_agent: device.userAgent.replace(/Chrome\/[\d.]+/, `Chrome/${browser.version()}`),
+      },
+      results,
+    };
+  } finally {
+    await browser.close();
+  }
+}
+
+main()
+  .then((answer) => process.stdout.write(JSON.stringify(answer) + "\n"))
+  .catch((error) => {
+    process.stdout.write(JSON.stringify({ ok: false, error: firstLine(error) }) + "\n");
+  });

@@ -1,0 +1,237 @@
+"""posterlite.browser: the static page and the browser bench, in real headless Chromium.
+
+Chromium (Debian's), node and posterlite/web/node_modules come from `make browser-tools`;
+tests that need them skip with the reason when they are absent. Pages are served from
+127.0.0.1 by a real HTTP server. A tiny converted model keeps the default suite fast;
+the shipped int8 MobileNetV2 on a real poster is the `shared` test.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import REPO, make_poster
+from tiny_models import THRESHOLDS, convert_tiny_run
+
+from posterlite import browser
+from posterlite.cli import main
+from posterlite.errors import PosterliteError
+from posterlite.metadata import read_metadata
+from posterlite.runtime import PosterModel
+
+TOOLS = browser.find_tools()
+NO_MODULES = not (TOOLS.modules / "@litertjs" / "core").is_dir()
+NO_BROWSER = NO_MODULES or TOOLS.chromium is None or TOOLS.node is None
+needs_modules = pytest.mark.skipif(
+    NO_MODULES, reason=f"no npm runtimes in {TOOLS.modules}: run `make browser-tools`"
+)
+needs_browser = pytest.mark.skipif(
+    NO_BROWSER,
+    reason="needs Chromium + node + posterlite/web/node_modules: run `make browser-tools`",
+)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return convert_tiny_run(tmp_path_factory.mktemp("browser"))
+
+
+def _one_line_error(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines[-1].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    return lines[-1]
+
+
+# ------------------------------------------------------------------ no browser needed
+def test_static_batch_model_changes_only_the_signature(tiny: dict[str, Path]) -> None:
+    original = tiny["int8"].read_bytes()
+    patched = browser.static_batch_model(original)
+    assert len(patched) == len(original)
+    changed = np.flatnonzero(np.frombuffer(original, np.uint8) != np.frombuffer(patched, np.uint8))
+    assert 0 < changed.size < 64  # a few int32 slots: -1 (0xffffffff) -> 1
+    out = tiny["root"] / "patched.tflite"
+    out.write_bytes(patched)
+    from ai_edge_litert.interpreter import Interpreter
+
+    signature = Interpreter(model_path=str(out)).get_input_details()[0]["shape_signature"]
+    assert list(signature)[0] == 1
+    pixels = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+    before = PosterModel.load(tiny["int8"]).predict_pixels(pixels)
+    after = PosterModel.load(out).predict_pixels(pixels)
+    np.testing.assert_array_equal(before, after)
+    assert read_metadata(out).genres == read_metadata(tiny["int8"]).genres
+
+
+def test_static_batch_model_rejects_junk() -> None:
+    with pytest.raises(PosterliteError, match="not a TFLite flatbuffer"):
+        browser.static_batch_model(b"\x00\x01junk" * 3)
+
+
+def test_model_config_carries_metadata_and_the_hosts_quantization(tiny: dict[str, Path]) -> None:
+    config = browser.model_config(tiny["int8"], "mediapipe", {"mediapipe": "1", "litert": "2"})
+    host = PosterModel.load(tiny["int8"])
+    assert config["genres"] == list(host.genres)
+    assert config["thresholds"] == pytest.approx(THRESHOLDS)
+    assert config["name"] == "tiny" and config["version"] == "7"
+    assert config["input_dtype"] == "uint8" and config["size"] == 32
+    # The page's pixel -> input table is the host runtime's own preprocessing.
+    levels = np.resize(np.arange(256, dtype=np.uint8), (32, 32, 3))
+    assert config["input_lut"] == host.prepare(levels).reshape(-1)[:256].tolist()
+    float_config = browser.model_config(tiny["fp32"], "litert", {})
+    assert float_config["input_dtype"] == "float32"
+    assert float_config["input_lut"][0] == pytest.approx(-1.0)
+    assert float_config["input_lut"][255] == pytest.approx(1.0)
+
+
+def test_parse_options() -> None:
+    assert browser.parse_throttles("1,4") == (1, 4)
+    assert browser.parse_runtimes(None) == (browser.DEFAULT_RUNTIME,)
+    assert set(browser.parse_runtimes("both")) == set(browser.RUNTIMES)
+    for bad in ("0", "x", ""):
+        with pytest.raises(PosterliteError):
+            browser.parse_throttles(bad)
+
+
+def test_server_serves_wasm_and_modules_with_browser_types(tmp_path: Path) -> None:
+    (tmp_path / "a.wasm").write_bytes(b"\0asm")
+    (tmp_path / "b.mjs").write_text("export {};")
+    with browser.serve(tmp_path) as base:
+        assert base.startswith("http://127.0.0.1:")
+        with urllib.request.urlopen(base + "a.wasm") as response:
+            assert response.headers["Content-Type"] == "application/wasm"
+        with urllib.request.urlopen(base + "b.mjs") as response:
+            assert response.headers["Content-Type"].startswith("text/javascript")
+
+
+def test_missing_chromium_is_one_clean_line(tiny: dict[str, Path], tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        main,
+        ["bench", str(tiny["int8"]), "--target", "browser", "--chromium", str(tmp_path / "nope")],
+    )
+    line = _one_line_error(result)
+    assert "Chromium not found" in line or "browser runtimes not installed" in line
+
+
+def test_web_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"this is not a flatbuffer" * 10)
+    result = CliRunner().invoke(main, ["web", str(junk), "--out", str(tmp_path / "page")])
+    assert "junk.tflite" in _one_line_error(result)
+    assert not (tmp_path / "page").exists()
+
+
+@needs_modules
+def test_page_is_self_contained(tiny: dict[str, Path], tmp_path: Path) -> None:
+    out = tmp_path / "page"
+    site = browser.write_page(tiny["int8"], out, "litert")
+    for name in ("index.html", "app.js", "posterlite.js", "model.json", "model.tflite"):
+        assert (out / name).is_file(), name
+    assert (out / "vendor" / "litert" / "litert_wasm_internal.wasm").stat().st_size > 1e6
+    assert not (out / "vendor" / "mediapipe").exists()  # only the page's runtime ships
+    code = "".join((out / n).read_text() for n in ("index.html", "app.js", "posterlite.js"))
+    assert "cdn" not in code.lower() and "https://" not in code
+    assert '"@litertjs/wasm-utils"' not in (out / "vendor" / "litert" / "index.js").read_text()
+    assert json.loads((out / "model.json").read_text())["runtime"] == "litert"
+    assert site.config["genres"] == list(read_metadata(tiny["int8"]).genres)
+    # An unrelated non-empty folder is never replaced.
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "keep.txt").write_text("mine")
+    with pytest.raises(PosterliteError, match="not a posterlite page"):
+        browser.write_page(tiny["int8"], other)
+    assert (other / "keep.txt").read_text() == "mine"
+
+
+# ------------------------------------------------------------------- in real Chromium
+@needs_browser
+def test_page_predicts_the_hosts_genres(tiny: dict[str, Path], tmp_path: Path) -> None:
+    poster = make_poster(tmp_path / "poster.jpg", seed=3, size=(120, 180))
+    out = tmp_path / "page"
+    shot = tmp_path / "page.png"
+    result = CliRunner().invoke(
+        main,
+        ["web", str(tiny["int8"]), "--out", str(out), "--check", str(poster), "--screenshot",
+         str(shot)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    host = PosterModel.load(tiny["int8"])
+    expected = host.predict_files([poster])[0]
+    tuned = host.decide(expected.probabilities, "tuned")
+    assert tuned  # the tiny model's biases put some genres above their thresholds
+    assert f"{poster}: {', '.join(tuned)} (tuned thresholds" in result.output
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
+    assert json.loads((out / "model.json").read_text())["runtime"] == browser.PAGE_RUNTIME
+
+
+@needs_browser
+def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for index, genre in enumerate(["Action", "Drama", "Comedy", "Action", "Romance", "Crime"]):
+        make_poster(data / genre / f"p{index}.jpg", seed=index, size=(64, 96))
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(
+        main,
+        ["bench", str(tiny["int8"]), "--target", "browser", "--browser-runtime", "both",
+         "--cpu-throttle", "1", "--data", str(data), "--runs", "3", "--rounds", "1",
+         "--warmup", "1", "--no-references", "--no-keras", "--json", str(out),
+         "--plot", str(tmp_path / "bench.png")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(out.read_text())
+    rows = [r for r in report["rows"] if r["target"] == "browser"]
+    assert {r["device"]["runtime"] for r in rows} == set(browser.RUNTIMES)
+    assert any(r["target"] == "cpu" for r in report["rows"])  # native LiteRT, same run
+    for row in rows:
+        device = row["device"]
+        assert device["emulated_device"] == browser.DEVICE and device["cpu_throttle"] == "1"
+        assert device["browser"].startswith("Chromium ") and device["mobile"] == "true"
+        assert device["runtime_package"].split("@")[-1][0].isdigit()
+        assert row["latency"]["count"] == 3 and row["latency"]["p50_ms"] > 0
+        assert row["load_ms"] > 0 and row["end_to_end_ms"] > 0
+        assert row["accuracy"]["n_samples"] == 6
+    assert "browser (Pixel 7 emulated, CPU 1x" in result.output
+    assert report["settings"]["cpu_throttle"] == [1]
+
+
+@needs_browser
+def test_page_error_is_one_clean_line(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """A model the web runtime rejects (here: a page whose model file is junk)."""
+    out = tmp_path / "page"
+    browser.write_page(tiny["int8"], out, "mediapipe")
+    (out / "model.tflite").write_bytes(b"not a model at all" * 64)
+    poster = make_poster(tmp_path / "p.jpg", seed=1)
+    with pytest.raises(PosterliteError) as info:
+        browser.check_page(out, poster, visits=1)
+    message = str(info.value)
+    assert "\n" not in message and "Cannot load the model" in message
+
+
+@pytest.mark.shared
+@needs_browser
+def test_shipped_int8_on_a_real_poster(tmp_path: Path) -> None:
+    model = REPO / "models" / "mobilenet_v2" / "model.int8.tflite"
+    if not model.is_file():
+        pytest.skip(f"{model} not built (benchmarks/export_int8.py writes it)")
+    poster = REPO / "benchmarks" / "sample" / "Images" / "tt0085244.jpg"
+    out = tmp_path / "page"
+    browser.write_page(model, out)
+    check = browser.check_page(out, poster, visits=1, screenshot=tmp_path / "shot.png")
+    host = PosterModel.load(model)
+    expected = host.predict_files([poster])[0]
+    assert tuple(check.last["genres"]) == host.decide(expected.probabilities, "tuned")
+    assert np.abs(np.asarray(check.last["scores"]) - expected.probabilities).max() < 0.1
+
+
+@needs_modules
+def test_installed_runtimes_are_the_locked_versions() -> None:
+    lock = json.loads((browser.WEB_DIR / "package-lock.json").read_text())
+    installed = browser.runtime_versions(TOOLS.modules)
+    for key, package in browser.RUNTIME_PACKAGES.items():
+        assert lock["packages"][f"node_modules/{package}"]["version"] == installed[key]
