@@ -302,8 +302,10 @@ def train(
     """
     if ctx.invoked_subcommand is not None:
         return
-    if manifest is None or out is None:
-        raise click.UsageError("--data MANIFEST and --out DIR are required")
+    missing = [flag for flag, value in (("--data", manifest), ("--out", out)) if value is None]
+    if missing:
+        # Optional for `train grid`, so click cannot enforce them: say which, as click does.
+        raise click.UsageError(f"Missing option {' and '.join(repr(m) for m in missing)}.", ctx)
     _check_weights_file(backbone_weights)
     from posterlite.train import TrainConfig, run_grid, train_run
 
