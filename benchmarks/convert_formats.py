@@ -195,10 +195,10 @@ def summary(rows: list[dict], targets: dict) -> list[str]:
         )
         if drops:
             worst = max(drops)
-            line += f"; largest int8 mAP drop vs Keras {worst:.4f}"
+            line += f"; worst int8 d mAP vs Keras {-worst:+.4f}"
             if wanted:
                 ok = sum(d <= targets["int8_map_drop"] for d in drops)
-                line += f" (<= {targets['int8_map_drop']}: met by {ok} of {len(drops)})"
+                line += f" (drop <= {targets['int8_map_drop']}: met by {ok} of {len(drops)})"
         lines.append(line + ".")
     return lines
 

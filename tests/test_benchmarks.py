@@ -1,0 +1,231 @@
+"""benchmarks/: every results file is rendered from the JSON beside it, byte for byte, and the
+claims a renderer prints follow the data it is given (a missed target renders "missed")."""
+
+from __future__ import annotations
+
+import copy
+import importlib
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCHMARKS = REPO / "benchmarks"
+RESULTS = BENCHMARKS / "results"
+sys.path.insert(0, str(BENCHMARKS))
+
+# results name -> the script that measures it and renders <name>.md from <name>.json
+RENDERERS = {
+    "backbone_import": "backbone_import",
+    "bench": "bench_shipped",
+    "bench_overhead": "bench_overhead",
+    "calibration_size": "calibration_size",
+    "convert_formats": "convert_formats",
+    "linear_probe": "linear_probe",
+    "make_sample": "make_sample",
+    "predict_throughput": "predict_throughput",
+    "train_grid": "train_grid",
+}
+# Results owned by scripts outside this file's list (the parity work renders and tests them).
+OTHER_OWNERS = {"parity_mediapipe", "browser_parity"}
+
+
+def script(name: str):
+    return importlib.import_module(RENDERERS[name])
+
+
+def committed(name: str) -> dict:
+    return json.loads((RESULTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def render_into(tmp_path: Path, name: str, payload: dict | None = None) -> str:
+    """Run the script's --render-only on `payload` (default: the committed JSON) in tmp."""
+    results = tmp_path / "results"
+    results.mkdir(exist_ok=True)
+    if payload is None:
+        shutil.copy(RESULTS / f"{name}.json", results / f"{name}.json")
+    else:
+        (results / f"{name}.json").write_text(json.dumps(payload), encoding="utf-8")
+    argv = ["--render-only", "--results", str(results)]
+    if name == "bench":
+        argv.append("--no-plot")
+    if name == "make_sample":
+        argv += ["--out", str(tmp_path / "sample")]
+    assert script(name).main(argv) == 0
+    return (results / f"{name}.md").read_text(encoding="utf-8")
+
+
+# ------------------------------------------------------------------ idempotent rendering
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_render_only_reproduces_the_committed_markdown(tmp_path, name, capsys):
+    text = render_into(tmp_path, name)
+    assert text == (RESULTS / f"{name}.md").read_text(encoding="utf-8")
+    if name == "make_sample":
+        readme = (tmp_path / "sample" / "README.md").read_text(encoding="utf-8")
+        assert readme == (BENCHMARKS / "sample" / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_rendering_twice_changes_nothing(tmp_path, name, capsys):
+    first = render_into(tmp_path, name)
+    second = render_into(
+        tmp_path, name, json.loads((tmp_path / "results" / f"{name}.json").read_text())
+    )
+    assert first == second
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_help_names_the_command_and_runtime(name, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script(name).main(["--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "benchmarks/" in out and "Runtime" in out and "--render-only" in out
+
+
+# ------------------------------------------------------------- what every file carries
+def test_every_results_file_has_json_and_a_renderer():
+    for path in RESULTS.iterdir():
+        stem = path.name.split(".")[0]
+        if stem in OTHER_OWNERS:
+            continue
+        assert stem in RENDERERS, f"{path.name}: no script in benchmarks/ renders it"
+        assert (RESULTS / f"{stem}.json").is_file(), f"{path.name}: no JSON beside it"
+
+
+@pytest.mark.parametrize("name", sorted(RENDERERS))
+def test_results_name_command_cpu_date_and_libraries(name):
+    text = (RESULTS / f"{name}.md").read_text(encoding="utf-8")
+    assert re.search(r"Reproduce: `python benchmarks/\w+\.py", text)
+    for label in ("- CPU: ", "- date: ", "- libraries: "):
+        assert label in text, f"{name}.md does not name its {label.strip('- :')}"
+
+
+def test_no_absolute_path_of_the_machine_in_results():
+    files = [p for p in RESULTS.iterdir() if p.suffix in (".md", ".json")]
+    files.append(BENCHMARKS / "sample" / "README.md")
+    machine = re.compile(r"(?<![\w.])/(work|root|home|tmp|Users)/")
+    for path in files:
+        if path.name.split(".")[0] in OTHER_OWNERS:
+            continue
+        text = path.read_text(encoding="utf-8")
+        assert str(REPO) not in text, path.name
+        assert not machine.search(text), f"{path.name}: {machine.search(text).group(0)}"
+
+
+# ------------------------------------------------------------ claims follow the data
+def test_train_grid_targets_follow_the_data(tmp_path):
+    payload = committed("train_grid")
+    missed = copy.deepcopy(payload)
+    for name, row in missed["models"].items():
+        if name.startswith("mobilenet"):
+            row["mAP"] = min(row["mAP"], 0.5700)
+    missed["grid"]["wall_time_s"] = 61 * 60
+    text = render_into(tmp_path, "train_grid", missed)
+    assert "| best MobileNet val mAP | 0.5700" in text and "missed by 0.0100" in text
+    assert re.search(r"\| grid wall time \| 61\.0 min \| < 60 min \| missed \|", text)
+
+    met = copy.deepcopy(payload)
+    next(r for n, r in met["models"].items() if n.startswith("mobilenet"))["mAP"] = 0.61
+    text = render_into(tmp_path, "train_grid", met)
+    assert re.search(r"\| best MobileNet val mAP \| 0\.6100 \(\w+\) \| >= 0\.58 \| met \|", text)
+
+
+def test_train_grid_smote_summary_is_computed(tmp_path):
+    payload = copy.deepcopy(committed("train_grid"))
+    payload["models"]["mobilenet_v2_smote"]["mAP"] = payload["models"]["mobilenet_v2"]["mAP"] + 0.02
+    text = render_into(tmp_path, "train_grid", payload)
+    assert "- mobilenet_v2: mAP +0.0200" in text
+
+
+def test_backbone_import_explanation_is_computed(tmp_path):
+    payload = copy.deepcopy(committed("backbone_import"))
+    row = next(r for r in payload["rows"] if r["diagnostics"])
+    row["passed"], row["top1_agreement"], row["top1_agreement_logits"] = False, 0.9, 0.9
+    row["posters"] = 300
+    d = row["diagnostics"]
+    d["disagreeing_posters"] = 30
+    d["tflite_margin_median_disagreeing"] = d["tflite_margin_median_agreeing"] = 1.0
+    d["top1_agreement_exact_tflite_input"] = 0.95
+    d["keras_top1_in_tflite_top3_count"] = 4
+    text = render_into(tmp_path, "backbone_import", payload)
+    assert f"`{row['file']}` misses the top-1 target by 15 poster(s) of 300" in text
+    assert "the disagreements are not near-ties" in text
+    assert "within TFLite's top-3 on 4 of the 30" in text
+    assert "the input convention changes the agreement by +15 poster(s)" in text
+
+    d["tflite_margin_median_disagreeing"] = 0.05
+    d["top1_agreement_exact_tflite_input"] = 0.9
+    text = render_into(tmp_path, "backbone_import", payload)
+    assert "the disagreements are near-ties" in text
+    assert "the input convention does not change the agreement" in text
+
+    for r in payload["rows"]:
+        r["passed"] = True
+    assert "misses the top-1 target" not in render_into(tmp_path, "backbone_import", payload)
+
+
+def test_bench_overhead_reports_missing_references_as_not_measured(tmp_path):
+    payload = copy.deepcopy(committed("bench_overhead"))
+    for name in payload["references"]:
+        payload["p50_ms"].pop(name, None)
+    payload["missing_references"] = sorted(
+        f"../shared/pretrained/{n[len('google_') :]}.tflite" for n in payload["references"]
+    )
+    payload["references"] = {}
+    payload["p50_ms"]["int8"] = payload["p50_ms"]["fp32"] * 0.6
+    text = render_into(tmp_path, "bench_overhead", payload)
+    assert "not measured (Google's reference files are absent: `../shared/pretrained/" in text
+    assert re.search(
+        r"\| int8 p50 / fp32 p50 \(1 thread\) \| 0\.600 \| <= 0\.50 \| missed \|", text
+    )
+
+
+def test_bench_ratios_follow_the_rows(tmp_path):
+    payload = copy.deepcopy(committed("bench"))
+    payload["rows"] = [r for r in payload["rows"] if r["kind"] != "reference"]
+    text = render_into(tmp_path, "bench", payload)
+    assert "Google's int8 MobileNetV2: not measured" in text
+    assert "google_" not in text.split("Ratios from this run")[1].split("Note (not")[0]
+
+
+def test_convert_formats_summary_follows_the_data(tmp_path):
+    payload = copy.deepcopy(committed("convert_formats"))
+    row = next(r for r in payload["rows"] if r["model"] == "mobilenet_v2")
+    int8 = next(r for r in row["report"]["results"] if r["format"] == "int8")
+    fp32 = next(r for r in row["report"]["results"] if r["format"] == "fp32")
+    int8["size_bytes"] = int(fp32["size_bytes"] * 0.35)
+    int8["map_delta"] = -0.02
+    text = render_into(tmp_path, "convert_formats", payload)
+    assert re.search(r"\| mobilenet_v2 \| 0\.3500 \(missed\) \| -0\.0200 \(missed\) \|", text)
+    assert "worst int8 d mAP vs Keras -0.0200" in text
+    assert "0.27-0.30x" not in text
+
+
+def test_predict_throughput_target_follows_the_data(tmp_path):
+    payload = copy.deepcopy(committed("predict_throughput"))
+    payload["predict_seconds_total"] = payload["bare_seconds_total"] * 2
+    text = render_into(tmp_path, "predict_throughput", payload)
+    assert "Ratio predict / bare: **0.500**" in text and "target >= 0.80: missed" in text
+
+
+def test_calibration_size_range_is_computed(tmp_path):
+    payload = copy.deepcopy(committed("calibration_size"))
+    payload["rows"][0]["map_delta"] = -0.5
+    text = render_into(tmp_path, "calibration_size", payload)
+    assert "ranges from -0.5000" in text
+
+
+def test_stale_results_say_so(tmp_path):
+    payload = copy.deepcopy(committed("linear_probe"))
+    payload["stale"] = "the preprocessing changed"
+    text = render_into(tmp_path, "linear_probe", payload)
+    assert "**stale: not yet regenerated by `python benchmarks/linear_probe.py" in text
+    payload.pop("stale")
+    payload["environment"] = None
+    text = render_into(tmp_path, "linear_probe", payload)
+    assert "- CPU: not recorded" in text and "- date: not recorded" in text
