@@ -1,17 +1,31 @@
 """The one preprocessing path from poster file to model input.
 
-Training, calibration, the converter's self-checks and on-device prediction all call
+Training, calibration, the converter's self-checks, prediction and bench all call
 `load_poster` / `preprocess_poster`, so every stage sees the same pixels:
 
 decode -> EXIF transpose -> RGB -> resize -> model input.
 
+- Decode: Pillow (libjpeg-turbo for JPEG, like Android's BitmapFactory).
 - RGB: grayscale ("L", "I;16", "1"), palette ("P"), CMYK and YCbCr convert to RGB;
   images with alpha ("RGBA", "LA", "PA", palette transparency) are composited on white,
   because posters with transparent margins are meant to be shown on a light page.
-- Resize: the whole poster is stretched to `size x size` (aspect NOT kept, no crop), with
-  Pillow's antialiased BILINEAR filter. Posters are ~2:3; stretching keeps the title and
-  the credits block that a centre crop would cut, and it is what `tf.image.resize` of the
-  same image does, so an app can reproduce it with any bitmap scaler.
+- Resize: the whole poster is stretched to `size x size` (aspect NOT kept, no crop) with
+  exactly the resampling MediaPipe Tasks' `ImageClassifier` applies on CPU, so a poster
+  gives the same model input here and in an app. MediaPipe's ImageToTensorCalculator
+  (OpenCV converter) warps the full-image region onto the tensor with
+  `cv::getPerspectiveTransform` + `cv::warpPerspective(INTER_LINEAR, BORDER_REPLICATE)`.
+  For an unrotated full-image region that warp is a plain scale *without* the half-pixel
+  shift: output pixel i samples source coordinate i * src / size, rounded to 1/32 px
+  (OpenCV's INTER_BITS = 5); the 2x2 neighbours (clamped at the border) are blended with
+  integer weights (32 - f) * (32 - g) etc. and rounded, `(sum + 512) >> 10`. No
+  antialiasing when shrinking. `resize_pixels` does that in numpy, vectorised.
+  Checked bit-exact (max |difference| 0) against MediaPipe 1.2.3's CPU ImageClassifier with
+  a probe model whose outputs are its input pixels (`posterlite.apprun.build_pixel_probe`):
+  224/160/96 px, random-noise images from 1x1 to 2000x1333 (down- and up-scaling), real
+  posters, float32 and uint8 input tensors, RGB and RGBA images (tests/test_preprocess.py;
+  benchmarks/parity_mediapipe.py). MediaPipe Python's own `Image.create_from_file` decodes
+  JPEGs with stb_image, which differs from libjpeg-turbo by up to a few levels per pixel;
+  an app decodes with the platform's decoder, so the decode is not part of the match.
 - Model input: float32 in [-1, 1] (`pixel / 127.5 - 1`, the MobileNet convention:
   mean 127.5, std 127.5) or the raw uint8 pixels for integer models; a uint8 model's
   input quantization maps those pixels onto the same [-1, 1] range (see `runtime`).
@@ -39,7 +53,12 @@ NORM_STD = 127.5
 # A poster is at most a few thousand pixels a side; anything past this is a decompression
 # bomb or a mislabelled panorama, and decoding it would cost gigabytes.
 MAX_PIXELS = 40_000_000
-RESIZE_FILTER = Image.Resampling.BILINEAR
+# Keys every cache of decoded pixels / features (posterlite.train): change it whenever
+# `load_poster` or `pixels_to_input` changes the pixels a model sees.
+PREPROCESS_VERSION = "posterlite-preprocess-2:stretch-mediapipe-cpu-bilinear-rgb-white-alpha:[-1,1]"
+# OpenCV's fixed-point remap: source coordinates in 1/32 px, weights in 1/1024.
+_COORD_BITS = 5
+_COORD_SCALE = 1 << _COORD_BITS
 
 InputDType = Literal["float32", "uint8"]
 
@@ -121,6 +140,53 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+def _taps(size: int, source: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each of `size` output positions: the two source indices and the 1/32 fraction.
+
+    Output i samples source coordinate i * source / size (MediaPipe's corner-to-corner warp:
+    no half-pixel shift), rounded half-to-even to 1/32 px as OpenCV's cvRound does; exact
+    integer arithmetic, so no float tie can round differently.
+    """
+    numerator = np.arange(size, dtype=np.int64) * source * _COORD_SCALE
+    quotient, remainder = np.divmod(numerator, size)
+    round_up = (2 * remainder > size) | ((2 * remainder == size) & (quotient % 2 == 1))
+    fixed = quotient + round_up
+    base = fixed >> _COORD_BITS
+    first = np.minimum(base, source - 1)  # BORDER_REPLICATE: taps past the edge clamp
+    second = np.minimum(base + 1, source - 1)
+    return first, second, fixed & (_COORD_SCALE - 1)
+
+
+def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
+    """Stretch uint8 RGB pixels (H, W, 3) to (size, size, 3) as MediaPipe Tasks does on CPU.
+
+    Plain bilinear sampling (no antialiasing), bit-exact with MediaPipe 1.2.3's
+    ImageToTensorCalculator (see the module docstring).
+    """
+    if pixels.ndim != 3 or pixels.dtype != np.uint8:
+        raise ValueError(f"resize_pixels wants uint8 (H, W, C), got {pixels.dtype} {pixels.shape}")
+    height, width, channels = pixels.shape
+    x0, x1, fx = _taps(size, width)
+    y0, y1, fy = _taps(size, height)
+    # Rows flattened to (H, W * C) so both passes are one np.take each (faster than
+    # fancy indexing on the channel axis). Vertical pass first, on the `size` rows needed.
+    flat = pixels.reshape(height, width * channels)
+    wy1 = fy.astype(np.int32)[:, None]
+    rows = np.take(flat, y0, axis=0).astype(np.int32) * (_COORD_SCALE - wy1)
+    rows += np.take(flat, y1, axis=0).astype(np.int32) * wy1
+    channel = np.arange(channels)
+    left = (x0[:, None] * channels + channel).ravel()
+    right = (x1[:, None] * channels + channel).ravel()
+    wx1 = np.repeat(fx.astype(np.int32), channels)
+    total = np.take(rows, left, axis=1) * (_COORD_SCALE - wx1)  # <= 255 * 1024: int32
+    total += np.take(rows, right, axis=1) * wx1
+    # OpenCV: (sum of 1/32768 weights + 2^14) >> 15 == (sum of 1/1024 weights + 512) >> 10.
+    shift = 2 * _COORD_BITS
+    total += 1 << (shift - 1)
+    total >>= shift
+    return total.astype(np.uint8).reshape(size, size, channels)
+
+
 def load_poster(source: str | Path | bytes, size: int = DEFAULT_SIZE) -> np.ndarray:
     """Decode, EXIF-transpose, convert to RGB and resize: uint8 array (size, size, 3).
 
@@ -130,13 +196,12 @@ def load_poster(source: str | Path | bytes, size: int = DEFAULT_SIZE) -> np.ndar
     try:
         # in place: without an orientation tag the copying variant still copies the image.
         ImageOps.exif_transpose(image, in_place=True)
-        rgb = to_rgb(image)
-        resized = rgb.resize((size, size), RESIZE_FILTER)
+        rgb = np.asarray(to_rgb(image), dtype=np.uint8)
     except PosterDecodeError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
         raise PosterDecodeError(name, "undecodable", str(exc)) from exc
-    return np.asarray(resized, dtype=np.uint8)
+    return resize_pixels(rgb, size)
 
 
 def pixels_to_input(pixels: np.ndarray, dtype: InputDType = "float32") -> np.ndarray:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from PIL import Image
 
 from posterlite.preprocess import (
@@ -175,3 +177,193 @@ def test_posters_are_stretched_not_cropped_or_padded(size: tuple[int, int]) -> N
     assert np.abs(along[:8] - (220, 0, 0)).max() <= 1
     assert np.abs(along[12:18] - (0, 200, 0)).max() <= 1
     assert np.abs(along[22:] - (0, 0, 230)).max() <= 1
+
+
+# -- parity with MediaPipe Tasks (the app side) -------------------------------------------
+# A probe model whose "scores" are its input pixels reads back exactly what MediaPipe's CPU
+# ImageClassifier feeds a model; `load_poster` must produce the same array, bit for bit.
+# (width, height): shrinking, enlarging from tiny images, odd sizes, identity.
+PROBE_IMAGES = ((182, 268), (300, 200), (1001, 667), (37, 50), (5, 7), (1, 1), (224, 224))
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    """probe(size, dtype) -> an open AppClassifier on a pixel probe (built once each).
+
+    A 224 px probe has 150,528 "categories": MediaPipe's Python layer takes ~1.4 s per
+    image to hand them back, so the default suite probes 224 px on fewer images."""
+    apprun = pytest.importorskip("posterlite.apprun")
+    pytest.importorskip("mediapipe")
+    folder = tmp_path_factory.mktemp("probes")
+    opened: dict = {}
+
+    def get(size: int, dtype: str = "float32"):
+        if (size, dtype) not in opened:
+            path = folder / f"probe{size}_{dtype}.tflite"
+            path.write_bytes(apprun.build_pixel_probe(size, dtype))
+            opened[size, dtype] = apprun.AppClassifier.open(path)
+        return opened[size, dtype]
+
+    yield get
+    for classifier in opened.values():
+        classifier.close()
+
+
+def _noise_png(folder, width: int, height: int, seed: int):
+    """Random noise: every pixel differs from its neighbours, so any resampling difference
+    (coordinates, weights, rounding, borders) shows. PNG: lossless, so MediaPipe's decoder
+    and Pillow's agree and the comparison is about the resize alone."""
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    path = folder / f"noise_{width}x{height}.png"
+    Image.fromarray(pixels).save(path)
+    return path, pixels
+
+
+@pytest.mark.parametrize(
+    "size, images",
+    [
+        (96, PROBE_IMAGES),
+        (224, PROBE_IMAGES[:2] + PROBE_IMAGES[3:4]),
+        pytest.param(224, PROBE_IMAGES, marks=pytest.mark.slow),
+        pytest.param(160, PROBE_IMAGES, marks=pytest.mark.slow),
+    ],
+)
+def test_load_poster_matches_mediapipe_bit_for_bit(probe, tmp_path, size: int, images) -> None:
+    from posterlite.apprun import probe_pixels
+
+    classifier = probe(size)
+    mp = classifier._mp
+    for seed, (width, height) in enumerate(images):
+        path, pixels = _noise_png(tmp_path, width, height, seed)
+        ours = load_poster(path, size)
+        theirs = probe_pixels(classifier, classifier.load_file(path), size)
+        assert np.array_equal(ours, theirs), (size, width, height)
+        if size == 96:  # the in-memory path (an app hands MediaPipe a decoded bitmap)
+            image = mp.Image(image_format=mp.ImageFormat.SRGB, data=pixels)
+            assert np.array_equal(ours, probe_pixels(classifier, image, size)), (width, height)
+
+
+def test_uint8_models_get_the_same_pixels(probe, tmp_path) -> None:
+    """An integer model (uint8 input) is fed the same resized pixels, not re-normalized."""
+    from posterlite.apprun import probe_pixels
+
+    classifier = probe(96, "uint8")
+    for seed, (width, height) in enumerate(PROBE_IMAGES[:4]):
+        path, _ = _noise_png(tmp_path, width, height, 100 + seed)
+        assert np.array_equal(
+            load_poster(path, 96), probe_pixels(classifier, classifier.load_file(path), 96)
+        )
+
+
+def test_grayscale_and_alpha_images_match_mediapipe(probe, tmp_path) -> None:
+    """Gray images: replicated to RGB on both sides. Opaque RGBA: alpha dropped."""
+    from posterlite.apprun import probe_pixels
+
+    probe = probe(96)
+    gray = np.random.default_rng(7).integers(0, 256, (90, 61), dtype=np.uint8)
+    Image.fromarray(gray, "L").save(tmp_path / "gray.png")
+    assert np.array_equal(
+        load_poster(tmp_path / "gray.png", 96),
+        probe_pixels(probe, probe.load_file(tmp_path / "gray.png"), 96),
+    )
+    rgba = np.random.default_rng(8).integers(0, 256, (70, 45, 4), dtype=np.uint8)
+    rgba[..., 3] = 255
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "rgba.png")
+    assert np.array_equal(
+        load_poster(tmp_path / "rgba.png", 96),
+        probe_pixels(probe, probe.load_file(tmp_path / "rgba.png"), 96),
+    )
+
+
+def test_resize_pixels_is_plain_bilinear_without_half_pixel_shift() -> None:
+    """Hand-computed: 4 -> 2 samples source 0 and 2 exactly (no averaging, no shift);
+    2 -> 4 samples 0, 0.5, 1, 1.5 (the last tap clamps to the edge)."""
+    from posterlite.preprocess import resize_pixels
+
+    row = np.array([[[0] * 3, [40] * 3, [100] * 3, [200] * 3]], np.uint8).repeat(4, axis=0)
+    assert resize_pixels(row, 2)[0, :, 0].tolist() == [0, 100]
+    two = np.array([[[0] * 3, [101] * 3]], np.uint8).repeat(2, axis=0)
+    assert resize_pixels(two, 4)[0, :, 0].tolist() == [0, 51, 101, 101]
+
+
+# -- score parity on real posters: posterlite predict vs MediaPipe's ImageClassifier ----------
+PARITY_POSTERS = 200
+# The int8 model's uint8 output makes scores multiples of 1/256: 2 steps of tolerance.
+PARITY_MAX_DIFF = 2 / 256
+PARITY_SAME_SET = 0.99
+REPO_MODELS = REPO / "models"
+
+
+@pytest.fixture(scope="session")
+def int8_mobilenet_v2(shared_dir, tmp_path_factory):
+    """The shipped int8 mobilenet_v2 if committed, else converted here (~1-2 min)."""
+    shipped = REPO_MODELS / "mobilenet_v2" / "model.int8.tflite"
+    if shipped.is_file():
+        return shipped
+    pytest.importorskip("tensorflow")
+    from posterlite.convert import convert_model
+
+    out = tmp_path_factory.mktemp("int8")
+    convert_model(
+        REPO_MODELS / "mobilenet_v2", formats=("int8",), out_dir=out, max_drop=1.0, eval_limit=20
+    )
+    return out / "mobilenet_v2.int8.tflite"
+
+
+def _val_posters(count: int) -> list[str]:
+    import random
+
+    from posterlite.manifest import read_manifest
+
+    rows = [r for r in read_manifest(REPO_MODELS / "manifest.csv") if r.split == "val"]
+    rows = [r for r in rows if Path(r.path).is_file()]
+    return [r.path for r in random.Random(0).sample(rows, min(count, len(rows)))]
+
+
+def _parity(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float]:
+    same = float(((ours >= 0.5) == (theirs >= 0.5)).all(axis=1).mean())
+    return same, float(np.abs(ours - theirs).max())
+
+
+@pytest.fixture(scope="session")
+def parity_scores(int8_mobilenet_v2):
+    """posterlite predict and MediaPipe (decoded bitmap, and the JPEG file) on 200 posters."""
+    apprun = pytest.importorskip("posterlite.apprun")
+    pytest.importorskip("mediapipe")
+    from posterlite.runtime import PosterModel
+
+    paths = _val_posters(PARITY_POSTERS)
+    model = PosterModel.load(int8_mobilenet_v2)
+    ours = np.stack([model.predict_pixels(load_poster(p, model.input_size))[0] for p in paths])
+    with apprun.AppClassifier.open(int8_mobilenet_v2) as app:
+        assert app.labels == model.genres
+        bitmap = np.stack([app.classify_pixels(_pillow_rgb(p)) for p in paths])
+        files = np.stack([app.classify_file(p) for p in paths])
+    return ours, bitmap, files
+
+
+def _pillow_rgb(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+@pytest.mark.shared
+def test_predict_matches_mediapipe_on_decoded_posters(parity_scores) -> None:
+    """What an app does: the platform decodes the poster to a bitmap and hands MediaPipe the
+    pixels. Same decoded pixels -> posterlite predict and MediaPipe give the same scores."""
+    ours, bitmap, _ = parity_scores
+    same, worst = _parity(ours, bitmap)
+    assert same >= PARITY_SAME_SET and worst <= PARITY_MAX_DIFF, (same, worst)
+
+
+@pytest.mark.shared
+@pytest.mark.xfail(
+    strict=True,
+    reason="MediaPipe Python's Image.create_from_file decodes JPEG with stb_image, which "
+    "differs from libjpeg-turbo (Pillow; Android's decoder) by up to a few levels per pixel; "
+    "the int8 model turns that into 88 % same genre sets (measured): the resize is exact",
+)
+def test_predict_matches_mediapipe_on_jpeg_files(parity_scores) -> None:
+    ours, _, files = parity_scores
+    same, worst = _parity(ours, files)
+    assert same >= PARITY_SAME_SET and worst <= PARITY_MAX_DIFF, (same, worst)
