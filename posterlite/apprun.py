@@ -211,12 +211,14 @@ def _first_line(exc: BaseException) -> str:
 
 
 # -- the pixel probe --------------------------------------------------------------------
-def build_pixel_probe(size: int, dtype: str = "float32") -> bytes:
+def build_pixel_probe(
+    size: int, dtype: str = "float32", norm_mean: float = 0.0, norm_std: float = 1.0
+) -> bytes:
     """A `.tflite` whose "scores" are its input pixels: input (1, size, size, 3) -> RESHAPE
     -> output (1, size*size*3), labels p0..pN, normalization mean 0 / std 1 (float32) or
     quantization scale 1 / zero point 0 (uint8). Classified in MediaPipe with all
-    categories and no score cut, category i's score is the i-th value MediaPipe fed it.
-    Built straight from the TFLite schema (no TensorFlow): milliseconds."""
+    categories and no score cut, category i's score is the i-th value MediaPipe fed it
+    (`norm_mean` / `norm_std` other than 0 / 1: the normalized float input). Built straight from the TFLite schema (no TensorFlow): milliseconds."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
@@ -266,8 +268,8 @@ def build_pixel_probe(size: int, dtype: str = "float32") -> bytes:
         thresholds=(0.0,) * count,
         input_size=size,
         default_threshold=0.0,
-        norm_mean=0.0,
-        norm_std=1.0,
+        norm_mean=norm_mean,
+        norm_std=norm_std,
         description="Outputs its input pixels: reads back what an app runtime feeds a model.",
     )
     return embed_metadata(bytes(builder.Output()), spec)

@@ -26,8 +26,9 @@ decode -> EXIF transpose -> RGB -> resize -> model input.
   benchmarks/parity_mediapipe.py). MediaPipe Python's own `Image.create_from_file` decodes
   JPEGs with stb_image, which differs from libjpeg-turbo by up to a few levels per pixel;
   an app decodes with the platform's decoder, so the decode is not part of the match.
-- Model input: float32 in [-1, 1] (`pixel / 127.5 - 1`, the MobileNet convention:
-  mean 127.5, std 127.5) or the raw uint8 pixels for integer models; a uint8 model's
+- Model input: float32 in [-1, 1] (`(pixel - 127.5) / 127.5`, the MobileNet convention,
+  computed as MediaPipe does: `pixel * float32(2 / 255) - 1` in float32, checked
+  bit-exact with the probe) or the raw uint8 pixels for integer models; a uint8 model's
   input quantization maps those pixels onto the same [-1, 1] range (see `runtime`).
 
 Only numpy and Pillow are needed here: this module runs on the phone-side install.
@@ -208,7 +209,13 @@ def pixels_to_input(pixels: np.ndarray, dtype: InputDType = "float32") -> np.nda
     """uint8 pixels (..., H, W, 3) to model input: float32 in [-1, 1] or uint8 unchanged."""
     if dtype == "uint8":
         return pixels.astype(np.uint8, copy=False)
-    return (pixels.astype(np.float32) - NORM_MEAN) / NORM_STD
+    # MediaPipe's arithmetic, to the last bit: it maps [0, 255] onto [(0 - mean) / std,
+    # (255 - mean) / std] with one float32 multiply and one add (OpenCV convertTo), which
+    # differs from (pixel - mean) / std by up to 1 ulp.
+    low = np.float32(0.0 - NORM_MEAN) / np.float32(NORM_STD)
+    high = np.float32(255.0 - NORM_MEAN) / np.float32(NORM_STD)
+    scale = (high - low) / np.float32(255.0)
+    return pixels.astype(np.float32) * scale + low
 
 
 def preprocess_poster(source: str | Path | bytes, spec: InputSpec = InputSpec()) -> np.ndarray:

@@ -367,3 +367,22 @@ def test_predict_matches_mediapipe_on_jpeg_files(parity_scores) -> None:
     ours, _, files = parity_scores
     same, worst = _parity(ours, files)
     assert same >= PARITY_SAME_SET and worst <= PARITY_MAX_DIFF, (same, worst)
+
+
+def test_float_input_matches_mediapipe_normalization(tmp_path) -> None:
+    """A float model with the MobileNet normalization (mean = std = 127.5) in metadata gets
+    exactly `pixels_to_input(load_poster(...))` from MediaPipe, to the last bit. (The probe
+    cannot return negative values -- MediaPipe drops scores below its threshold -- so the
+    positive half is compared bit for bit and the rest must be <= 0 on our side.)"""
+    apprun = pytest.importorskip("posterlite.apprun")
+    pytest.importorskip("mediapipe")
+    path = tmp_path / "probe_norm.tflite"
+    path.write_bytes(apprun.build_pixel_probe(32, norm_mean=127.5, norm_std=127.5))
+    poster, _ = _noise_png(tmp_path, 45, 70, seed=3)
+    ours = pixels_to_input(load_poster(poster, 32)).ravel()
+    with apprun.AppClassifier.open(path) as probe:
+        theirs = probe.classify_file(poster)
+    returned = theirs != 0
+    assert returned.sum() > 1000
+    assert np.array_equal(ours[returned], theirs[returned])
+    assert (ours[~returned] <= 0).all()
