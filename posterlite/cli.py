@@ -251,15 +251,87 @@ def _echo_grid(result, out: Path) -> None:
 )
 @click.option(
     "--fine-tune",
-    type=int,
-    default=0,
-    help="Then train the top N backbone blocks + head on cached activations at their input.",
+    default="0",
+    show_default=True,
+    metavar="N|all",
+    help="After the head: N = train the top N backbone blocks on cached activations; all = "
+    "train every layer end to end on augmented posters (resumable; --ft-* options).",
 )
 @click.option(
-    "--fine-tune-lr", type=float, default=None, help="Fine-tune learning rate (default: lr/10)."
+    "--fine-tune-lr",
+    type=float,
+    default=None,
+    help="Fine-tune learning rate (N blocks: default lr/10; all: backbone peak, default 2e-4).",
 )
 @click.option(
     "--fine-tune-flip", is_flag=True, help="Fine-tune on mirrored train posters too (cached)."
+)
+@click.option(
+    "--init",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="--fine-tune all: start from this trained model folder instead of a head stage.",
+)
+@click.option(
+    "--ft-schedule",
+    default="160:3,224:1",
+    show_default=True,
+    help="--fine-tune all: SIZE:EPOCHS pairs in order (progressive resizing).",
+)
+@click.option(
+    "--ft-head-lr-mult",
+    type=float,
+    default=3.0,
+    show_default=True,
+    help="--fine-tune all: head peak lr = this x the backbone's.",
+)
+@click.option(
+    "--ft-warmup",
+    type=float,
+    default=1 / 3,
+    show_default="1/3",
+    help="--fine-tune all: linear warm-up length in epochs (then cosine decay to 0).",
+)
+@click.option(
+    "--ft-weight-decay",
+    type=float,
+    default=1e-4,
+    show_default=True,
+    help="--fine-tune all: AdamW weight decay.",
+)
+@click.option(
+    "--ft-bn",
+    type=click.Choice(["frozen", "train"]),
+    default="frozen",
+    show_default=True,
+    help="--fine-tune all: batch norm with frozen moving statistics, or trained.",
+)
+@click.option(
+    "--ft-crop-scale",
+    type=float,
+    default=0.7,
+    show_default=True,
+    help="--fine-tune all: random-resized crop keeps at least this share of the area.",
+)
+@click.option(
+    "--ft-jitter",
+    type=float,
+    default=0.15,
+    show_default=True,
+    help="--fine-tune all: brightness/contrast/saturation jitter strength (0: none).",
+)
+@click.option(
+    "--ft-sampler",
+    type=click.Choice(["none", "powerset"]),
+    default=None,
+    help="--fine-tune all: label-powerset balanced sampler (default: powerset with --smote).",
+)
+@click.option(
+    "--ft-patience",
+    type=int,
+    default=2,
+    show_default=True,
+    help="--fine-tune all: stop after this many epochs without a better val mAP.",
 )
 @click.option(
     "--head-hidden",
@@ -286,9 +358,19 @@ def train(
     batch_size: int,
     input_size: int | None,
     backbone_weights: Path | None,
-    fine_tune: int,
+    fine_tune: str,
     fine_tune_lr: float | None,
     fine_tune_flip: bool,
+    init: Path | None,
+    ft_schedule: str,
+    ft_head_lr_mult: float,
+    ft_warmup: float,
+    ft_weight_decay: float,
+    ft_bn: str,
+    ft_crop_scale: float,
+    ft_jitter: float,
+    ft_sampler: str | None,
+    ft_patience: int,
     head_hidden: int,
     seed: int,
     time_budget: float | None,
@@ -307,8 +389,29 @@ def train(
         # Optional for `train grid`, so click cannot enforce them: say which, as click does.
         raise click.UsageError(f"Missing option {' and '.join(repr(m) for m in missing)}.", ctx)
     _check_weights_file(backbone_weights)
-    from posterlite.train import TrainConfig, run_grid, train_run
+    from posterlite.train import EndToEndConfig, TrainConfig, parse_schedule, run_grid, train_run
 
+    end_to_end = None
+    if fine_tune.strip().lower() == "all":
+        end_to_end = EndToEndConfig(
+            schedule=parse_schedule(ft_schedule),
+            learning_rate=fine_tune_lr or 2e-4,
+            head_lr_multiplier=ft_head_lr_mult,
+            warmup_epochs=ft_warmup,
+            weight_decay=ft_weight_decay,
+            bn=ft_bn,
+            crop_scale=ft_crop_scale,
+            jitter=ft_jitter,
+            sampler=ft_sampler or ("powerset" if smote else "none"),
+            patience=ft_patience,
+        )
+        blocks = 0
+    elif fine_tune.strip().isdigit():
+        blocks = int(fine_tune)
+    else:
+        raise click.UsageError(f"--fine-tune takes a number of blocks or 'all', not {fine_tune!r}")
+    if init is not None and end_to_end is None:
+        raise click.UsageError("--init needs --fine-tune all")
     config = TrainConfig(
         arch=arch,
         smote=smote,
@@ -318,8 +421,10 @@ def train(
         batch_size=batch_size,
         input_size=input_size,
         backbone_weights=str(backbone_weights) if backbone_weights else None,
-        fine_tune=fine_tune,
-        fine_tune_learning_rate=fine_tune_lr,
+        fine_tune=blocks,
+        fine_tune_learning_rate=None if end_to_end else fine_tune_lr,
+        end_to_end=end_to_end,
+        init=str(init) if init else None,
         fine_tune_flip=fine_tune_flip,
         head_hidden=head_hidden,
         seed=seed,
@@ -403,6 +508,26 @@ def train_grid(
         time_budget_s=time_budget,
     )
     _echo_grid(run_grid(manifest, out, base, archs=archs or ARCHS), out)
+
+
+@train.command("export-size")
+@click.argument("source", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--size", type=int, required=True, help="Input side of the exported model (px).")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the exported model and its card.",
+)
+def train_export_size(source: Path, size: int, out: Path) -> None:
+    """Re-export a trained MobileNet at another input size (same weights, e.g. a fast 160 px
+    variant); validation is re-scored at that size and thresholds re-tuned on it."""
+    from posterlite.train import export_at_size
+
+    summary = export_at_size(source, size, out)
+    click.echo(
+        f"{out}: {size} px, val mAP {summary['mAP']:.4f}, macro F1@0.5 {summary['macro_f1']:.4f}"
+    )
 
 
 # --- calibration ------------------------------------------------------------------

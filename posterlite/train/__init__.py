@@ -33,7 +33,8 @@ Package layout (each part in one place):
 - `dataset`: manifest splits, content-keyed caches (pixels, features, activations), pipelines;
 - `models`: backbone / head / CNN builders, loss, optimizers, callbacks, `fit`;
 - `heads`: heads on frozen features (+ SMOTE in embedding space) and the CNN paths;
-- `finetune`: fine-tuning after the head (top blocks on cached activations);
+- `finetune`: fine-tuning after the head (top blocks on cached activations, or every layer
+  end to end on augmented posters, resumable), and re-export at another input size;
 - `reports`: report, plots, summary; `run`: one run's artifacts; `grid`: the paper's grid.
 """
 
@@ -52,9 +53,11 @@ from posterlite.train.config import (
     REPORT_MD,
     SELECTION_METRIC,
     THRESHOLDS_NAME,
+    EndToEndConfig,
     RunResult,
     TrainConfig,
     cache_root,
+    parse_schedule,
     peak_rss_mb,
     write_json,
 )
@@ -69,12 +72,13 @@ from posterlite.train.dataset import (
     cached_features,
     cached_pixels,
     decode_batch,
+    decoded_pixels,
     feature_store_path,
     image_dataset,
     load_dataset,
     weights_sha256,
 )
-from posterlite.train.finetune import fine_tune_blocks
+from posterlite.train.finetune import export_at_size, fine_tune_blocks, train_end_to_end
 from posterlite.train.grid import MODEL_NAMES, GridResult, grid_configs, publish_best, run_grid
 from posterlite.train.heads import Trained, train_cnn_trunk, train_head
 from posterlite.train.models import (
@@ -92,10 +96,14 @@ from posterlite.train.models import (
     top_blocks,
 )
 from posterlite.train.reports import plot_confusion, plot_curves
-from posterlite.train.run import score_test, train_run
+from posterlite.train.run import rescore_validation, score_test, train_run
 
 __all__ = [
+    "rescore_validation",
+    "decoded_pixels",
     "ARCHS",
+    "EndToEndConfig",
+    "parse_schedule",
     "ArrayStore",
     "CNN_INPUT_SIZE",
     "CONFUSION_PNG",
@@ -134,6 +142,8 @@ __all__ = [
     "decode_batch",
     "feature_store_path",
     "fine_tune_blocks",
+    "export_at_size",
+    "train_end_to_end",
     "fine_tune_cut",
     "grid_configs",
     "image_dataset",

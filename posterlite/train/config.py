@@ -25,7 +25,10 @@ OPTIMIZERS = ("adam", "sgd")
 
 
 # Bump when load_poster / pixels_to_input change the pixels a model sees: it keys the caches.
-PREPROCESS_VERSION = "posterlite-preprocess-1:stretch-bilinear-rgb-white-alpha:[-1,1]"
+try:  # preprocessing owns its version once it declares one (the one preprocessing module)
+    from posterlite.preprocess import PREPROCESS_VERSION  # type: ignore[attr-defined]
+except ImportError:
+    PREPROCESS_VERSION = "posterlite-preprocess-1:stretch-bilinear-rgb-white-alpha:[-1,1]"
 
 
 CNN_INPUT_SIZE = 96
@@ -69,6 +72,62 @@ THRESHOLDS_NAME = "thresholds.json"
 
 
 @dataclass(frozen=True)
+class EndToEndConfig:
+    """End-to-end fine-tuning after the head (`--fine-tune all`); see `finetune`.
+
+    Defaults: the trial in ../shared/notes/finetune-measured.md (peak lr 2e-4, AdamW 1e-4,
+    one-third-epoch warm-up, BN frozen, 160 px epochs) plus one finishing epoch at 224 px.
+    """
+
+    # (input size, epochs) in order: progressive resizing, most epochs at low resolution.
+    schedule: tuple[tuple[int, int], ...] = ((160, 3), (224, 1))
+    learning_rate: float = 2e-4  # peak, backbone
+    head_lr_multiplier: float = 3.0  # head peak lr = this x backbone peak lr
+    warmup_epochs: float = 1 / 3
+    weight_decay: float = 1e-4  # AdamW (decoupled; Keras multiplies it by the lr)
+    # "frozen": BN in inference mode with its moving statistics (the imported weights are
+    # BN-folded: their BN layers are identity + bias, which batch statistics would break).
+    bn: str = "frozen"
+    crop_scale: float = 0.7  # random-resized crop keeps >= this fraction of the poster area
+    crop_ratio: float = 0.8  # crop aspect ratio in [crop_ratio, 1 / crop_ratio]
+    jitter: float = 0.15  # brightness +-jitter (of full range), contrast/saturation 1 +- jitter
+    flip: bool = True
+    sampler: str = "none"  # "powerset": label-powerset balanced sampler (imbalanced-learn)
+    patience: int = 2  # epochs without a better validation mAP before stopping
+    cache_size: int = 224  # decoded uint8 cache side (load_poster), crops are resized from it
+    steps_per_epoch: int | None = None  # None: one pass over train (tests: fewer)
+
+    def __post_init__(self) -> None:
+        if not self.schedule or any(s < 32 or e < 1 for s, e in self.schedule):
+            raise PosterliteError("fine-tune schedule needs SIZE:EPOCHS pairs, size >= 32")
+        if self.bn not in ("frozen", "train"):
+            raise PosterliteError(f"--ft-bn must be frozen or train, got {self.bn!r}")
+        if self.sampler not in ("none", "powerset"):
+            raise PosterliteError(f"--ft-sampler must be none or powerset, got {self.sampler!r}")
+        if not 0.05 <= self.crop_scale <= 1.0 or not 0.2 <= self.crop_ratio <= 1.0:
+            raise PosterliteError("--ft-crop-scale must be in [0.05, 1], crop ratio in [0.2, 1]")
+        if self.learning_rate <= 0 or self.head_lr_multiplier <= 0 or self.patience < 1:
+            raise PosterliteError("fine-tune lr, head lr multiplier and patience must be > 0")
+
+    @property
+    def epochs(self) -> int:
+        return sum(e for _, e in self.schedule)
+
+    def sizes(self) -> list[int]:
+        """Input size of each epoch, in order."""
+        return [s for s, e in self.schedule for _ in range(e)]
+
+
+def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
+    """ "160:3,224:1" -> ((160, 3), (224, 1))."""
+    try:
+        pairs = [part.split(":") for part in text.split(",") if part.strip()]
+        return tuple((int(size), int(epochs)) for size, epochs in pairs)
+    except ValueError as exc:
+        raise PosterliteError(f"bad schedule {text!r}: expected SIZE:EPOCHS[,SIZE:EPOCHS]") from exc
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     arch: str = "mobilenet_v1"
     smote: bool = False
@@ -99,6 +158,10 @@ class TrainConfig:
     # Wall-clock cap per fit (seconds); the best epoch so far is kept. The grid uses it so
     # the from-scratch CNN's slow optimizers (SGD 1e-5 barely moves) cannot eat the hour.
     time_budget_s: float | None = None
+    # End-to-end fine-tuning of every backbone layer after the head (None: off).
+    end_to_end: EndToEndConfig | None = None
+    # Start from this trained model folder (its model.keras) instead of a head stage.
+    init: str | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHS:
@@ -125,7 +188,12 @@ class TrainConfig:
     def key(self) -> str:
         """Content key of the configuration (grid resume: a changed config is redone)."""
         fields = asdict(self)
-        for name, default in (("fine_tune_learning_rate", None), ("fine_tune_flip", False)):
+        for name, default in (
+            ("fine_tune_learning_rate", None),
+            ("fine_tune_flip", False),
+            ("end_to_end", None),
+            ("init", None),
+        ):
             if fields[name] == default:
                 del fields[name]  # keys of runs from before these fields stay valid
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]

@@ -158,6 +158,43 @@ def cached_pixels(split: Split, size: int, cache: Path, progress: str | None = N
     )
 
 
+def decoded_pixels(split: Split, size: int, cache: Path, progress: str | None = None) -> np.ndarray:
+    """uint8 (n, size, size, 3) posters through `load_poster`, decoded ONCE, as a memmap.
+
+    For end-to-end fine-tuning: epochs read rows from this file and never decode a JPEG.
+    One .npy per (split content, size, PREPROCESS_VERSION) under `<cache>/decoded/`; written
+    in batches straight into the memmap (RAM stays one batch), then renamed into place.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tqdm import tqdm
+
+    key = hashlib.sha256(f"{size}|{PREPROCESS_VERSION}|".encode() + "\n".join(split.keys).encode())
+    path = cache / "decoded" / f"{size}px-{len(split.keys)}-{key.hexdigest()[:20]}.npy"
+    if path.is_file():
+        try:
+            rows = np.load(path, mmap_mode="r")
+            if rows.shape == (len(split.keys), size, size, 3):
+                return rows
+        except (OSError, ValueError):
+            pass  # a damaged file is rebuilt
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = (len(split.keys), size, size, 3)
+    with atomic_path(path) as tmp:
+        out = np.lib.format.open_memmap(tmp, "w+", np.uint8, shape)
+        # Pillow releases the GIL while decoding/resizing: two threads use both cores.
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            starts = range(0, len(split.keys), 256)
+            for start in tqdm(starts, desc=progress, disable=progress is None, leave=False):
+                paths = split.paths[start : start + 256]
+                out[start : start + len(paths)] = np.stack(
+                    list(pool.map(lambda p: decode_batch([p], size)[0], paths))
+                )
+        out.flush()
+        del out
+    return np.load(path, mmap_mode="r")
+
+
 def weights_sha256(model: Any) -> str:
     """sha256 over a model's weight arrays (covers weight files and random inits alike)."""
     digest = hashlib.sha256()

@@ -117,3 +117,15 @@ def plot_confusion(report: Any, path: Path, title: str) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
     plt.close(fig)
+
+
+def report_md_titled(title: str, report: Any, tuned: Any) -> str:
+    from posterlite.metrics import report_markdown
+
+    return (
+        f"# Validation report: {title}\n\n"
+        "## At the default threshold 0.5\n\n"
+        + report_markdown(report)
+        + "\n## At per-genre thresholds tuned on this same validation set (optimistic)\n\n"
+        + report_markdown(tuned)
+    )

@@ -35,6 +35,7 @@ from posterlite.train.config import (
     write_json,
 )
 from posterlite.train.dataset import Workspace
+from posterlite.train.finetune import train_end_to_end
 from posterlite.train.heads import predict_images, train_cnn, train_mobilenet
 from posterlite.train.models import count_params, strip_compile
 from posterlite.train.reports import (
@@ -42,6 +43,7 @@ from posterlite.train.reports import (
     plot_confusion,
     plot_curves,
     report_md,
+    report_md_titled,
     summary,
 )
 
@@ -66,6 +68,8 @@ def train_run(
     keras.utils.set_random_seed(config.seed)
     if config.arch == "cnn":
         trained = train_cnn(ws, data, config, trunk_model)
+    elif config.end_to_end is not None:
+        trained = train_end_to_end(ws, data, config, out_dir)
     else:
         trained = train_mobilenet(ws, data, config)
     y_val = data.val.labels
@@ -195,3 +199,52 @@ def score_test(model_dir: Path, manifest: Path | None = None, ws: Workspace | No
     card.extra["test"] = entry
     write_card(card, model_dir)
     return entry
+
+
+def rescore_validation(model_dir: Path, manifest: Path, ws: Workspace | None = None) -> dict:
+    """Re-score a model trained on another manifest on THIS manifest's validation split.
+
+    For models kept (not retrained) after the split changed: thresholds are re-tuned on the
+    new validation split only (the old ones were tuned on posters now in test), the
+    validation report and card are rewritten, and the card records the manifest and that
+    the model was trained/selected on the earlier one (`extra.trained_on_manifest`).
+    """
+    import keras
+
+    from posterlite.card import read_card
+    from posterlite.metrics import evaluate, tune_thresholds
+
+    model_dir = Path(model_dir)
+    card = read_card(model_dir)
+    ws = ws or Workspace()
+    data = ws.dataset(Path(manifest))
+    model = keras.models.load_model(model_dir / MODEL_NAME, compile=False)
+    probabilities = predict_images(ws, data.val, model, card.input_size)
+    at_half = evaluate(data.val.labels, probabilities, data.genres, 0.5)
+    thresholds = tune_thresholds(data.val.labels, probabilities)
+    tuned = evaluate(data.val.labels, probabilities, data.genres, thresholds)
+    report_path = model_dir / REPORT_JSON
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+    report.update({"threshold_0.5": at_half.to_dict(), "tuned": tuned.to_dict()})
+    report.pop("test", None)
+    write_json(report_path, report)
+    write_json(
+        model_dir / THRESHOLDS_NAME,
+        {"genres": list(data.genres), "thresholds": [float(t) for t in thresholds]},
+    )
+    title = f"{card.name} (re-scored on {Path(manifest).name}'s validation split)"
+    atomic_write_text(model_dir / REPORT_MD, report_md_titled(title, at_half, tuned))
+    if card.manifest_sha256 != data.manifest_sha256:
+        card.extra.setdefault(
+            "trained_on_manifest",
+            {"manifest_sha256": card.manifest_sha256, "validation": card.validation},
+        )
+    card.manifest = str(manifest)
+    card.manifest_sha256 = data.manifest_sha256
+    card.thresholds = [float(t) for t in thresholds]
+    card.validation = summary(at_half, tuned)
+    card.extra["n_val"] = len(data.val.paths)
+    card.extra["preprocess_version_scored"] = PREPROCESS_VERSION
+    card.extra.pop("test", None)
+    write_card(card, model_dir)
+    return card.validation

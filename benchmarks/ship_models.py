@@ -1,0 +1,417 @@
+"""Ship the models: score each once on test, gate its int8 conversion, render the tables.
+
+    .venv/bin/python benchmarks/ship_models.py                 # score + gate what is new, render
+    .venv/bin/python benchmarks/ship_models.py --render-only   # re-render from the JSON only
+
+For each model folder under `models/` (the six + the fast `mobilenet_v2_160`):
+1. a model trained on an earlier manifest is re-scored on this manifest's validation split
+   (thresholds re-tuned there: `posterlite.train.rescore_validation`);
+2. the test split is scored ONCE per model file (`posterlite.train.score_test`; skipped when
+   the card already holds test figures for the same model.keras sha256). Nothing here reads
+   test figures to choose anything: selection happened on validation before shipping;
+3. the int8 gate runs exactly as a user would run it,
+   `posterlite convert models/<name> --format int8 --max-drop 0.01 --out .cache/ship/<name>`,
+   and its conversion.json is kept as `models/<name>/int8_gate.json` (with the model sha256).
+Then `models/README.md` is rendered ENTIRELY from those JSON files (cards, int8_gate.json),
+and the README's results table between `<!-- results:begin -->` and `<!-- results:end -->`.
+Rendering the same JSON twice gives the same bytes (no dates, no timings of the renderer).
+Runtime: ~1-2 min per MobileNet for test + gate on 2 cores (cached decodes), seconds with
+`--render-only`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from posterlite.card import MODEL_NAME, read_card
+from posterlite.fileio import atomic_write_text, sha256_file
+
+REPO = Path(__file__).resolve().parents[1]
+MODELS = REPO / "models"
+MANIFEST = MODELS / "manifest.csv"
+ORDER = (
+    "cnn",
+    "cnn_smote",
+    "mobilenet_v1",
+    "mobilenet_v1_smote",
+    "mobilenet_v2",
+    "mobilenet_v2_smote",
+    "mobilenet_v2_160",
+)
+GATE_NAME = "int8_gate.json"
+BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
+MAX_DROP = 0.01
+# The issue's targets (issue 12). The hidden set is not here: test stands in, and says so.
+TARGET_MAP = 0.65
+TARGET_TUNED_F1 = 0.60
+TARGET_WALL_MIN = 60.0
+TARGET_RSS_GB = 4.0
+TARGET_FAST_MAP_GAP = 0.02
+
+
+# --- measuring ---------------------------------------------------------------------------
+def model_dirs(models: Path = MODELS) -> list[Path]:
+    return [models / n for n in ORDER if (models / n / MODEL_NAME).is_file()]
+
+
+def gate(folder: Path, cache: Path) -> dict:
+    """Run the CLI's int8 conversion gate; keep its report beside the model."""
+    out = cache / "ship" / folder.name
+    command = [
+        str(REPO / ".venv" / "bin" / "posterlite"),
+        "convert",
+        str(folder),
+        "--format",
+        "int8",
+        "--max-drop",
+        str(MAX_DROP),
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    report = json.loads((out / "conversion.json").read_text(encoding="utf-8"))
+    entry = {
+        "command": f"posterlite convert models/{folder.name} --format int8 --max-drop {MAX_DROP} "
+        f"--out .cache/ship/{folder.name}",
+        "exit_code": done.returncode,
+        "model_sha256": sha256_file(folder / MODEL_NAME),
+        "conversion": report,
+    }
+    atomic_write_text(folder / GATE_NAME, json.dumps(entry, indent=2, sort_keys=True) + "\n")
+    return entry
+
+
+def measure(models: Path, manifest: Path) -> None:
+    from posterlite.manifest import manifest_sha256
+    from posterlite.train import Workspace, rescore_validation, score_test
+    from posterlite.train.config import cache_root
+
+    ws = Workspace()
+    current = manifest_sha256(manifest)
+    for folder in model_dirs(models):
+        card = read_card(folder)
+        sha = sha256_file(folder / MODEL_NAME)
+        if card.manifest_sha256 != current:
+            print(f"{folder.name}: re-scoring validation on {manifest}", flush=True)
+            rescore_validation(folder, manifest, ws)
+            card = read_card(folder)
+        if card.extra.get("test", {}).get("model_sha256") != sha:
+            print(f"{folder.name}: scoring test (once)", flush=True)
+            score_test(folder, manifest, ws)
+        gate_path = folder / GATE_NAME
+        old = json.loads(gate_path.read_text()) if gate_path.is_file() else {}
+        if old.get("model_sha256") != sha:
+            print(f"{folder.name}: int8 gate", flush=True)
+            gate(folder, cache_root())
+
+
+# --- rendering (pure: JSON in, Markdown out) ----------------------------------------------
+def model_row(folder: Path) -> dict:
+    card = read_card(folder)
+    gate_path = folder / GATE_NAME
+    int8 = None
+    if gate_path.is_file():
+        entry = json.loads(gate_path.read_text(encoding="utf-8"))
+        results = entry["conversion"]["results"]
+        if results and entry["model_sha256"] == sha256_file(folder / MODEL_NAME):
+            int8 = {**results[0], "exit_code": entry["exit_code"]}
+    e2e = card.extra.get("end_to_end")
+    return {
+        "name": folder.name,
+        "arch": card.arch,
+        "input_size": card.input_size,
+        "smote": card.smote,
+        "val": card.validation,
+        "test": card.extra.get("test"),
+        "int8": int8,
+        "params": card.extra.get("params"),
+        "file_mb": (folder / MODEL_NAME).stat().st_size / 2**20,
+        "wall_s": card.wall_time_s,
+        "rss_mb": card.peak_rss_mb,
+        "end_to_end": e2e,
+        "history": _history(folder),
+        "hyper": card.hyperparameters,
+        "recipe": recipe(card),
+        "old_manifest": "trained_on_manifest" in card.extra,
+        "exported_from": card.extra.get("exported_from"),
+        "versions": card.library_versions,
+        "preprocess": card.extra.get("preprocess_version"),
+    }
+
+
+def _history(folder: Path) -> dict:
+    path = folder / "history.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def recipe(card) -> str:
+    """One line naming how the model was trained, from its card."""
+    hyper, extra = card.hyperparameters, card.extra
+    if extra.get("exported_from"):
+        return f"mobilenet_v2 re-exported at {card.input_size} px (same weights)"
+    parts = []
+    if card.arch == "cnn":
+        parts.append(f"from scratch, {hyper.get('optimizer')} {hyper.get('learning_rate'):g}")
+    else:
+        parts.append(f"head ({hyper.get('optimizer')} {hyper.get('learning_rate'):g})")
+    if card.smote:
+        parts.append("SMOTE on embeddings")
+    if hyper.get("fine_tune"):
+        parts.append(f"top {hyper['fine_tune']} block(s) fine-tuned")
+    e2e = extra.get("end_to_end")
+    if e2e:
+        sched = ",".join(f"{s}:{n}" for s, n in e2e["schedule"])
+        parts.append(
+            f"all layers {sched} (lr {e2e['learning_rate']:g}, BN {e2e['bn']}, "
+            f"sampler {e2e['sampler'] if isinstance(e2e['sampler'], str) else 'powerset'}, "
+            f"best epoch {e2e['best_epoch']}/{e2e['epochs_run']})"
+        )
+    return ", ".join(parts)
+
+
+def _f(value, digits: int = 4) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _delta(row: dict) -> str:
+    int8 = row["int8"]
+    if not int8 or int8.get("map_delta") is None:
+        return "-"
+    return f"{int8['map_delta']:+.4f}" + ("" if int8["passed"] else " FAILED")
+
+
+def results_table(rows: list[dict]) -> str:
+    lines = [
+        "| model | input | val mAP | val macro F1@0.5 | val macro F1 (tuned) | test mAP | "
+        "test macro F1@0.5 | test macro F1 (tuned) | int8 - Keras mAP (val) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        v, t = row["val"], row["test"] or {}
+        lines.append(
+            f"| {row['name']} | {row['input_size']} | {_f(v.get('mAP'))} | "
+            f"{_f(v.get('macro_f1'))} | {_f(v.get('tuned_macro_f1'))} | {_f(t.get('mAP'))} | "
+            f"{_f(t.get('macro_f1'))} | {_f(t.get('tuned_macro_f1'))} | {_delta(row)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def targets(rows: list[dict]) -> list[str]:
+    by = {r["name"]: r for r in rows}
+    out = []
+
+    def verdict(ok: bool | None) -> str:
+        return "not measured" if ok is None else ("met" if ok else "MISSED")
+
+    v2 = by.get("mobilenet_v2")
+    if v2:
+        t = v2["test"] or {}
+        test_map = t.get("mAP")
+        ok = None if test_map is None else test_map >= TARGET_MAP
+        out.append(
+            f"- MobileNetV2 mAP >= {TARGET_MAP} on the hidden set: not measurable here; "
+            f"on this test split (Keras) {_f(test_map)}: {verdict(ok)}."
+        )
+        tuned = t.get("tuned_macro_f1")
+        ok = None if tuned is None else tuned >= TARGET_TUNED_F1
+        out.append(
+            f"- MobileNetV2 macro F1 at its tuned thresholds >= {TARGET_TUNED_F1} (test): "
+            f"{_f(tuned)}: {verdict(ok)}."
+        )
+        if v2["end_to_end"] and v2["end_to_end"].get("init", "").startswith("head stage"):
+            pass
+        wall_min = v2["wall_s"] / 60 if v2["wall_s"] else None
+        ok = None if wall_min is None else wall_min <= TARGET_WALL_MIN
+        from_imagenet = not (v2["hyper"] or {}).get("init")
+        out.append(
+            f"- MobileNetV2 training wall time <= {TARGET_WALL_MIN:.0f} min "
+            f"({'from the imported ImageNet weights, head stage included' if from_imagenet else 'from --init, head stage NOT included'}): "
+            f"{_f(wall_min, 1)} min: {verdict(ok)}; peak RSS {v2['rss_mb']:.0f} MB "
+            f"(<= {TARGET_RSS_GB:.0f} GB: {verdict(v2['rss_mb'] <= TARGET_RSS_GB * 1024)})."
+        )
+    drops = [(r["name"], r["int8"]) for r in rows if r["int8"]]
+    if drops:
+        worst = min(drops, key=lambda d: d[1]["map_delta"] if d[1]["map_delta"] is not None else 0)
+        passed = all(d[1]["passed"] for d in drops)
+        out.append(
+            f"- int8 within {MAX_DROP} mAP of Keras (validation, `posterlite convert ... "
+            f"--format int8 --max-drop {MAX_DROP}`): {len(drops)} model(s) gated, worst "
+            f"{worst[0]} {worst[1]['map_delta']:+.4f}: {verdict(passed)}."
+        )
+    missing = [r["name"] for r in rows if not r["int8"]]
+    if missing:
+        out.append(f"- int8 gate not run (or stale) for: {', '.join(missing)}.")
+    fast = by.get("mobilenet_v2_160")
+    if fast and v2 and fast["test"] and v2["test"]:
+        gap = v2["test"]["mAP"] - fast["test"]["mAP"]
+        out.append(
+            f"- Fast variant (160 px) test mAP within {TARGET_FAST_MAP_GAP} of the 224 px "
+            f"model: {fast['test']['mAP']:.4f} vs {v2['test']['mAP']:.4f} (gap {gap:+.4f}): "
+            f"{verdict(gap <= TARGET_FAST_MAP_GAP)}. Its latency is measured by "
+            "`posterlite bench`, not here."
+        )
+    return out
+
+
+def epochs_table(row: dict) -> str:
+    h = row["history"]
+    if not h.get("fine_tune_size"):
+        return ""
+    lines = ["| epoch | input px | train loss | val mAP | seconds |", "|---:|---:|---:|---:|---:|"]
+    for i, (size, loss, vmap, sec) in enumerate(
+        zip(
+            h["fine_tune_size"],
+            h["fine_tune_loss"],
+            h["fine_tune_val_map"],
+            h["fine_tune_seconds"],
+            strict=True,
+        ),
+        start=1,
+    ):
+        lines.append(f"| {i} | {size} | {loss:.4f} | {vmap:.4f} | {sec:.0f} |")
+    return "\n".join(lines) + "\n"
+
+
+def smote_table(rows: list[dict]) -> str:
+    by = {r["name"]: r for r in rows}
+    lines = []
+    for arch in ("cnn", "mobilenet_v1", "mobilenet_v2"):
+        plain, twin = by.get(arch), by.get(f"{arch}_smote")
+        if not plain or not twin:
+            continue
+        pa, ta = plain["val"]["per_genre_ap"], twin["val"]["per_genre_ap"]
+        pf, tf = plain["val"]["per_genre_f1"], twin["val"]["per_genre_f1"]
+        cells = []
+        for genre in pa:
+            da, df = ta[genre] - pa[genre], tf[genre] - pf[genre]
+            cells.append(f"{da:+.3f} / {df:+.3f}" + (" helps" if da > 0 and df > 0 else ""))
+        if not lines:
+            lines += ["| architecture | " + " | ".join(pa) + " |", "|---|" + "---:|" * len(pa)]
+        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+FIXED_INTRO = """# models/: the shipped genre models
+
+Rendered by `benchmarks/ship_models.py` from each folder's `card.json`, `history.json` and
+`int8_gate.json`; every figure below comes from those files (do not edit by hand).
+
+Each folder holds `model.keras` (image in [-1, 1] at the card's input size -> network -> 6
+sigmoid probabilities for Action, Drama, Comedy, Crime, Romance, Other), `card.json`
+(manifest sha256, preprocessing, hyperparameters, seed, wall time, peak RSS, library
+versions, validation and test summaries, per-genre thresholds tuned on validation; 0.5
+stays the default), `report.{json,md}` (validation at 0.5 and at the tuned thresholds, then
+test), `thresholds.json`, `history.json`, plots, and `int8_gate.json` (the int8
+conversion's check against Keras). `manifest.csv` is the merged imdb-7k + Kaggle manifest:
+70/15/15 train/val/test by film (`posterlite data split ../shared/data/imdb-7k
+../shared/data/kaggle-moviegenre --out models/manifest.csv --seed 0`); its train rows are
+exactly those of the earlier 70/30 manifest.
+
+Validation chose everything (early stopping, thresholds, recipes, which model ships). The
+test split was scored once per shipped model, after those choices, and chose nothing.
+"""
+
+FIXED_CHOICES = """## Choices (fixed text, not measurements)
+
+- End-to-end fine-tuning (`posterlite train --fine-tune all`): every backbone layer and the
+  head train from the trained head (head stage on cached frozen features first, or
+  `--init DIR`); two AdamW optimizers (backbone at the peak lr, head at 3x), linear warm-up
+  then cosine decay, class-balanced BCE; progressive resizing (most epochs at 160 px, the
+  last at 224); validation mAP after every epoch at 224 px decides early stopping and the
+  best epoch is kept. Posters are decoded once with `load_poster` into a uint8 memmap
+  (`.cache/decoded/`); tf.data reads rows, augments in parallel and prefetches.
+  Checkpoint, optimizer state and `state.json` are written after each epoch
+  (`<out>/finetune/`): an interrupted run resumes after its last finished epoch.
+- Augmentation: random-resized crop keeping >= 70 % of the area (aspect 0.8-1.25), resized
+  with plain bilinear WITHOUT antialiasing (what phone-side scalers do), horizontal flip,
+  brightness / contrast / saturation jitter 0.15; stateless ops keyed by (seed, epoch,
+  position), so a seed reproduces the same posters.
+- Batch norm stays frozen (moving statistics): the imported ImageNet weights are BN-folded.
+- SMOTE: in embedding space for the head stage (synthetic embeddings have no pixels); while
+  the backbone trains, the `_smote` twins draw their epochs from a label-powerset balanced
+  pool (imbalanced-learn RandomOverSampler with SMOTE's targets) of real posters.
+- The fast variant is the fine-tuned MobileNetV2 re-exported at 160 px (`posterlite train
+  export-size models/mobilenet_v2 --size 160 --out models/mobilenet_v2_160`): same weights,
+  validation re-scored and thresholds re-tuned at 160 px.
+- Models marked "earlier manifest" were trained and selected on the earlier 70/30 split,
+  whose validation half is now this test split: their test figures are optimistic.
+"""
+
+
+def render_models_readme(rows: list[dict]) -> str:
+    parts = [FIXED_INTRO, "## Results\n", results_table(rows)]
+    detail = [
+        "| model | recipe | params | model.keras MB | train wall min | peak RSS MB | note |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for row in rows:
+        note = "earlier manifest" if row["old_manifest"] else ""
+        wall = row["wall_s"] / 60 if row["wall_s"] else None
+        detail.append(
+            f"| {row['name']} | {row['recipe']} | {row['params'] or 0:,} | "
+            f"{row['file_mb']:.1f} | {_f(wall, 1)} | {row['rss_mb']:.0f} | {note} |"
+        )
+    parts += ["\n## How each was trained\n", "\n".join(detail) + "\n"]
+    for row in rows:
+        table = epochs_table(row)
+        if table:
+            parts += [f"\n### {row['name']}: end-to-end epochs\n", table]
+    parts += [
+        "\n## Targets (issue 12), computed from the figures above\n",
+        "\n".join(targets(rows)) + "\n",
+    ]
+    smote = smote_table(rows)
+    if smote:
+        parts += [
+            "\n## SMOTE minus plain, per genre (validation AP / F1 at 0.5; helps = both up)\n",
+            smote,
+        ]
+    versions = {k: v for r in rows for k, v in (r["versions"] or {}).items()}
+    if versions:
+        parts.append(
+            "\nLibrary versions (cards): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(versions.items()))
+            + "\n"
+        )
+    parts += ["\n" + FIXED_CHOICES]
+    return "".join(parts)
+
+
+def render_readme_section(rows: list[dict], readme: str) -> str:
+    if BEGIN not in readme or END not in readme:
+        raise SystemExit(f"README.md lacks the {BEGIN} / {END} markers")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    table = results_table(rows)
+    return f"{head}{BEGIN}\n{table}{END}{tail}"
+
+
+def render(models: Path = MODELS, readme: Path = REPO / "README.md") -> tuple[str, str]:
+    rows = [model_row(folder) for folder in model_dirs(models)]
+    text = render_models_readme(rows)
+    atomic_write_text(models / "README.md", text)
+    updated = render_readme_section(rows, readme.read_text(encoding="utf-8"))
+    atomic_write_text(readme, updated)
+    return text, updated
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render-only", action="store_true", help="Only re-render from JSON.")
+    parser.add_argument("--models", type=Path, default=MODELS, help="Models folder.")
+    parser.add_argument("--manifest", type=Path, default=MANIFEST, help="Manifest with test.")
+    parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="README to update.")
+    args = parser.parse_args(argv)
+    if not args.render_only:
+        measure(args.models, args.manifest)
+    render(args.models, args.readme)
+    print(f"wrote {args.models / 'README.md'} and the results table in {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
