@@ -33,7 +33,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from posterlite import bench
-from posterlite.benchdata import KerasReference, LabelledSet
+from posterlite.benchdata import KerasReference, LabelledSet, preprocess_version
 from posterlite.convert import DEFAULT_MAX_DROP, REPO_CALIBRATION, image_files
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, atomic_write_text, jsonable, sha256_file
@@ -146,6 +146,7 @@ def export_one(run: Path, posters: LabelledSet, args: argparse.Namespace) -> str
         input_size=size,
         keras_sha256=keras_sha,
         accuracy=asdict(keras_report),
+        preprocess_version=preprocess_version(),
     )
     sidecar.update(
         source_model=repo_relative(str(sidecar.get("source_model", keras_path))),

@@ -59,6 +59,7 @@ from posterlite.benchdata import (
     LatencyStats,
     ModelSpec,
     load_labelled_set,
+    preprocess_version,
 )
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_path, atomic_write_text, jsonable, library_versions
@@ -259,9 +260,9 @@ def resolve_models(
         if not source.exists():
             raise PosterliteError(f"model not found: {source}")
         if source.is_file() and source.suffix == ".tflite":
-            from posterlite.interpreter import check_model_file
+            from posterlite.interpreter import verify_model_file
 
-            name, fmt = _split_name(check_model_file(source))
+            name, fmt = _split_name(verify_model_file(source))
             reference = fitting_reference(recorded_reference(source), posters)
             specs.append(ModelSpec(name, fmt, source, "posterlite", reference))
             continue
@@ -314,6 +315,8 @@ def fitting_reference(
 ) -> KerasReference | None:
     """`reference` when it was recorded on exactly these posters, decoded the same way."""
     if reference is None or posters is None or reference.posters != len(posters):
+        return None
+    if reference.preprocess_version != preprocess_version():
         return None
     if reference.data_digest != _posters_digest(posters, None):
         return None
@@ -1068,7 +1071,8 @@ def plot_rows(rows: Sequence[BenchRow], out: Path, threads: int | None = None) -
     markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D", "keras": "x"}
     for row, (lat, m_ap) in zip(chosen, points, strict=True):
         ax.scatter(lat, m_ap, marker=markers.get(row.format, "o"), s=40, alpha=0.8)
-        ax.annotate(row.label, (lat, m_ap), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        label = row.label if row.target != "browser" else f"{row.label} ({row.device['model']})"
+        ax.annotate(label, (lat, m_ap), fontsize=7, xytext=(3, 3), textcoords="offset points")
     front = pareto_front(points)
     if front:
         ax.plot(
@@ -1181,7 +1185,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
         "threads": list(options.threads),
         "runs": options.runs,
         "warmup": options.warmup,
-        "rounds": options.rounds if options.target == "cpu" else 1,
+        "rounds": options.rounds if options.target in ("cpu", "browser") else 1,
         "threshold": DEFAULT_THRESHOLD,
         "references": options.references,
     }

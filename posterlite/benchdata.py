@@ -7,8 +7,8 @@ records live here so neither module imports the other for them.
 `KerasReference` is the Keras float model's accuracy on a labelled set, recorded when a
 phone-ready `.tflite` is exported (`benchmarks/export_int8.py`) in its JSON sidecar, so
 `bench` can report "change vs Keras" without importing TensorFlow. It applies only to the
-same posters (`data_digest`: files + labels) decoded the same way (`pixels_digest`: the
-one preprocessing path's output on the first posters).
+same posters (`data_digest`: files + labels) preprocessed the same way (`pixels_digest`:
+the one preprocessing path's output on the first posters, and `preprocess_version`).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class KerasReference:
     input_size: int
     keras_sha256: str
     accuracy: dict[str, Any] = field(default_factory=dict)  # the whole MultiLabelReport
+    preprocess_version: str = ""  # preprocess.PREPROCESS_VERSION at export
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> KerasReference | None:
@@ -57,6 +58,7 @@ class KerasReference:
                 input_size=int(data["input_size"]),
                 keras_sha256=str(data["keras_sha256"]),
                 accuracy=dict(data.get("accuracy") or {}),
+                preprocess_version=str(data.get("preprocess_version", "")),
             )
         except (KeyError, TypeError, ValueError):
             return None
@@ -206,6 +208,12 @@ class LabelledSet:
             if used == count:
                 break
         return digest.hexdigest()[:16]
+
+
+def preprocess_version() -> str:
+    from posterlite import preprocess
+
+    return str(getattr(preprocess, "PREPROCESS_VERSION", ""))
 
 
 def load_labelled_set(path: Path, limit: int | None = None, progress: bool = False) -> LabelledSet:

@@ -56,6 +56,25 @@ def check_model_file(path: Path) -> Path:
     return path
 
 
+def verify_model_file(path: Path) -> Path:
+    """`check_model_file` plus LiteRT's flatbuffer verification (no tensors allocated, so
+    it costs milliseconds): lets a command reject a truncated file before it starts work."""
+    path = check_model_file(path)
+    try:
+        with captured_output():
+            interpreter_class()(model_path=str(path))
+    except (ValueError, RuntimeError) as exc:
+        raise PosterliteError(f"{path}: not a usable TFLite model ({_reason(exc)})") from exc
+    return path
+
+
+def _reason(exc: BaseException) -> str:
+    reason = first_line(exc)
+    if "not a valid Flatbuffer" in reason:
+        reason += ": truncated or corrupt"
+    return reason
+
+
 def load_interpreter(path: Path, threads: int = 1) -> Any:
     """An allocated LiteRT interpreter for `path` (XNNPACK is applied as default delegate).
 
@@ -71,10 +90,7 @@ def load_interpreter(path: Path, threads: int = 1) -> Any:
             interpreter = interpreter_type(model_path=str(path), num_threads=threads)
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
-        reason = first_line(exc)
-        if "not a valid Flatbuffer" in reason:
-            reason += ": truncated or corrupt"
-        raise PosterliteError(f"{path}: not a usable TFLite model ({reason})") from exc
+        raise PosterliteError(f"{path}: not a usable TFLite model ({_reason(exc)})") from exc
     return interpreter
 
 

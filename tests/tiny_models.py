@@ -131,3 +131,14 @@ def make_brightness_run(root: Path, name: str = "bright") -> Path:
         run,
     )
     return run
+
+
+def session_tiny_run(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001 (pytest factory)
+    """`convert_tiny_run` once per test session, shared by the modules that only read it
+    (runtime, interpreter, quiet, api): each conversion imports TensorFlow and costs seconds."""
+    root = tmp_path_factory.getbasetemp() / "tiny-session"
+    if not (root / "out" / "tiny.int8.tflite").is_file():
+        root.mkdir(exist_ok=True)
+        convert_tiny_run(root)
+    return {"fp32": root / "out" / "tiny.fp32.tflite", "int8": root / "out" / "tiny.int8.tflite",
+            "root": root, "run": root / "tiny"}  # fmt: skip
