@@ -38,6 +38,7 @@ Package layout (each part in one place):
 - `reports`: report, plots, summary; `run`: one run's artifacts; `grid`: the paper's grid.
 """
 
+from posterlite.preprocess import PREPROCESS_VERSION
 from posterlite.train.config import (
     ARCHS,
     CNN_INPUT_SIZE,
@@ -48,7 +49,6 @@ from posterlite.train.config import (
     HISTORY_NAME,
     MOBILENET_INPUT_SIZE,
     OPTIMIZERS,
-    PREPROCESS_VERSION,
     REPORT_JSON,
     REPORT_MD,
     SELECTION_METRIC,

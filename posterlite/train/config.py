@@ -24,13 +24,6 @@ ARCHS = ("cnn", "mobilenet_v1", "mobilenet_v2")
 OPTIMIZERS = ("adam", "sgd")
 
 
-# Bump when load_poster / pixels_to_input change the pixels a model sees: it keys the caches.
-try:  # preprocessing owns its version once it declares one (the one preprocessing module)
-    from posterlite.preprocess import PREPROCESS_VERSION  # type: ignore[attr-defined]
-except ImportError:
-    PREPROCESS_VERSION = "posterlite-preprocess-1:stretch-bilinear-rgb-white-alpha:[-1,1]"
-
-
 CNN_INPUT_SIZE = 96
 
 

@@ -21,8 +21,13 @@ from posterlite.fileio import (
 )
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.manifest import ManifestRow, manifest_sha256, read_manifest
-from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
-from posterlite.train.config import FEATURE_BATCH, PREPROCESS_VERSION, cache_root
+from posterlite.preprocess import (
+    PREPROCESS_VERSION,
+    PosterDecodeError,
+    load_poster,
+    pixels_to_input,
+)
+from posterlite.train.config import FEATURE_BATCH, cache_root
 
 
 @dataclass

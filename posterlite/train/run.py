@@ -20,11 +20,11 @@ from posterlite.fileio import (
     jsonable,
     library_versions,
 )
+from posterlite.preprocess import PREPROCESS_VERSION
 from posterlite.train.config import (
     CONFUSION_PNG,
     CURVES_PNG,
     HISTORY_NAME,
-    PREPROCESS_VERSION,
     REPORT_JSON,
     REPORT_MD,
     SELECTION_METRIC,
