@@ -157,6 +157,10 @@ def hanging_server() -> Iterator[_HangingServer]:
     server.close()
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_exits_130_without_traceback(hanging_server: _HangingServer, tmp_path: Path) -> None:
     """SIGINT while `data download` waits on the network: "interrupted", exit 130, no
     traceback (and the run ends: the posters still queued are not waited for)."""
@@ -169,6 +173,9 @@ def test_ctrl_c_exits_130_without_traceback(hanging_server: _HangingServer, tmp_
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a shell's background job (CI runners, `make test &`) starts
+        # with SIGINT ignored, and Python then installs no KeyboardInterrupt handler.
+        preexec_fn=_default_sigint,
     )
     try:
         assert hanging_server.started.wait(120), "the download never reached the server"
