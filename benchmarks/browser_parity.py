@@ -3,7 +3,8 @@
 Measured on the bundled labelled sample (benchmarks/sample, 200 validation posters):
 (a) the page fed posterlite's own decoded + resized pixels (`load_poster`, sent as ImageData
     at the model's input size, so the web runtime's resize is a no-op): isolates the runtime;
-(b) the page decoding the JPEG files itself and resizing on a canvas (what users get), and
+(b) the page decoding the JPEG files itself and resizing them with posterlite.js (what users
+    get: the same integer resize as posterlite's preprocess), and
     MediaPipe resizing the browser-decoded image itself;
 for both web runtimes (MediaPipe Tasks for Web, LiteRT.js), at Chromium CPU throttling 1x
 and 4x, plus the user page as a person meets it (second visit: page ready, poster chosen,
@@ -33,6 +34,7 @@ RESULTS = REPO / "benchmarks" / "results"
 DEFAULT_JSON = RESULTS / "browser_parity.json"
 DEFAULT_MD = RESULTS / "browser_parity.md"
 DEFAULT_MODEL = REPO / "models" / "mobilenet_v2" / "model.int8.tflite"
+MODEL_COMMAND = "posterlite convert models/mobilenet_v2 --format int8 --out DIR"
 TARGET_SAME = 0.99
 TARGET_MAP_DELTA = 0.005
 TARGET_RATIO = 4.0
@@ -101,6 +103,7 @@ def native_p50(model: Path, pixels: np.ndarray, runs: int, warmup: int) -> float
 def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
     from posterlite import browser
     from posterlite.bench import load_labelled_set
+    from posterlite.fileio import sha256_file
     from posterlite.runtime import PosterModel
 
     started = time.perf_counter()
@@ -127,7 +130,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
         first = measured[0]
         entry = {
             "a_host_pixels": compare(first.pixel_scores, host, labels, genres),
-            "b_browser_decode_canvas_resize": compare(first.scores, host, labels, genres),
+            "b_browser_decode_page_resize": compare(first.scores, host, labels, genres),
         }
         results["timings"] += [timing(m) for m in measured]
         results["chromium"] = first.chromium
@@ -143,6 +146,35 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
     )
     results["timings"].append({**timing(own), "resize": "mediapipe's own"})
     native_after = native_p50(model, pixels, runs * 2, warmup)
+
+    # `posterlite bench MODEL --target browser` as shipped (default runtime, 1x and 4x,
+    # beside native LiteRT in the same run), timed as a whole.
+    from posterlite.bench import BenchOptions, run_bench, summary_table
+
+    t0 = time.perf_counter()
+    bench = run_bench(BenchOptions(models=[_rel(model)], target="browser"))
+    bench_wall = time.perf_counter() - t0
+    bench_rows = [
+        {
+            "target": row.target,
+            "model": row.model,
+            "device": row.device,
+            "load_ms": row.load_ms,
+            "p50_ms": row.latency.p50_ms if row.latency else None,
+            "p90_ms": row.latency.p90_ms if row.latency else None,
+            "end_to_end_ms": row.end_to_end_ms,
+            "map": row.accuracy.mean_average_precision if row.accuracy else None,
+        }
+        for row in bench.rows
+        if row.kind == "posterlite"
+    ]
+    results["bench_command"] = {
+        "command": f"posterlite bench {_rel(model)} --target browser",
+        "wall_s": bench_wall,
+        "table": summary_table(bench),
+        "rows": bench_rows,
+        "settings": bench.settings,
+    }
 
     # The page as a person meets it, per runtime, on the first poster of the sample.
     pages = {}
@@ -167,6 +199,8 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": _rel(model),
+        "model_sha256": sha256_file(model),
+        "model_made_by": "committed" if _rel(model).startswith("models/") else MODEL_COMMAND,
         "data": _rel(data),
         "posters": len(paths),
         "genres": genres,
@@ -194,6 +228,15 @@ def render(report: dict) -> str:
     lines = [
         "# The shipped int8 model in a mobile browser engine (headless Chromium)",
         "",
+        "Reproduce: `python benchmarks/browser_parity.py --model MODEL` (run with `nice -n 10`; "
+        "`--render-only` re-renders this file from the JSON).",
+        "",
+        f"- CPU: {report['cpu']} ({report['logical_cores']} logical cores)",
+        f"- date: {report['created']}",
+        f"- libraries: Chromium {report['chromium']}, @mediapipe/tasks-vision "
+        f"{report['versions']['mediapipe']}, @litertjs/core {report['versions']['litert']}, "
+        f"playwright-core {report['versions']['playwright']}",
+        "",
         f"Measured {report['created']} on **{report['cpu']}** ({report['logical_cores']} logical "
         f"cores, shared with other jobs: load average {report['load_average_at_end'][0]:.1f} "
         "at the end), Chromium "
@@ -201,9 +244,8 @@ def render(report: dict) -> str:
         f"({report['device']['viewport']}, touch, mobile UA), "
         f"`@mediapipe/tasks-vision` {report['versions']['mediapipe']}, "
         f"`@litertjs/core` {report['versions']['litert']} (WebAssembly, 1 thread). "
-        f"Model `{report['model']}`, {report['posters']} posters of `{report['data']}`.",
-        "",
-        "    nice -n 10 .venv/bin/python benchmarks/browser_parity.py",
+        f"Model `{report['model']}` (sha256 {report['model_sha256'][:12]}, made by "
+        f"`{report['model_made_by']}`), {report['posters']} posters of `{report['data']}`.",
         "",
         "This is a browser engine on this CPU, optionally slowed by Chromium's CPU throttling "
         "(4x stands for a mid-range phone in Lighthouse); it is not a phone: no phone "
@@ -220,7 +262,7 @@ def render(report: dict) -> str:
     ]
     names = {
         "a_host_pixels": "(a) posterlite's decoded + resized pixels (ImageData)",
-        "b_browser_decode_canvas_resize": "(b) browser decode + canvas resize (the page)",
+        "b_browser_decode_page_resize": "(b) browser decode + the page's resize (posterlite.js)",
         "b_browser_decode_mediapipe_resize": "(b') browser decode, MediaPipe's own resize",
     }
     for runtime, entry in report["runtimes"].items():
@@ -250,7 +292,7 @@ def render(report: dict) -> str:
     ]
     for t in report["timings"]:
         lines.append(
-            f"| {t['runtime']} {t['runtime_version']} | {t.get('resize', 'canvas')} | "
+            f"| {t['runtime']} {t['runtime_version']} | {t.get('resize', 'posterlite.js')} | "
             f"{t['throttle']}x | {t['model_load_ms']:.0f} | {t['first_ms']:.0f} | "
             f"{t['warm_p50_ms']:.1f} | {t['warm_p90_ms']:.1f} | {t['e2e_p50_ms']:.1f} | "
             f"{t['e2e_p90_ms']:.1f} | {t['warm_p50_ms'] / native_mid:.1f}x |"
@@ -282,6 +324,26 @@ def render(report: dict) -> str:
             f"{', '.join(f'{v:.0f}' for v in page['open_to_genres_ms'])} |"
         )
     lines += ["", f"Poster: `{next(iter(report['pages'].values()))['poster']}`.", ""]
+    bench = report.get("bench_command")
+    if bench:
+        lines += [
+            "## `posterlite bench --target browser` (default runtime, beside native LiteRT)",
+            "",
+            f"`{bench['command']}`: whole command {bench['wall_s']:.0f} s (target <= "
+            f"{TARGET_BENCH_S:.0f} s).",
+            "",
+        ]
+        for row in bench["rows"]:
+            if row["target"] != "browser":
+                continue
+            d = row["device"]
+            lines.append(
+                f"- {d['model']}: load {row['load_ms']:.0f} ms, warm p50 {row['p50_ms']:.1f} / "
+                f"p90 {row['p90_ms']:.1f} ms, decode + resize + classify p50 "
+                f"{d.get('end_to_end_p50_ms', '-')} / p90 {d.get('end_to_end_p90_ms', '-')} ms, "
+                f"p50 = {d.get('p50_vs_native_litert', '-')}x native LiteRT, mAP {row['map']:.4f}"
+            )
+        lines += ["", bench["table"]]
     return "\n".join(lines)
 
 
@@ -295,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--md", type=Path, default=DEFAULT_MD)
     parser.add_argument("--render-only", action="store_true", help="re-render the Markdown")
     args = parser.parse_args(argv)
+    for name in ("model", "data", "json", "md"):
+        setattr(args, name, getattr(args, name).resolve())
+    os.chdir(REPO)  # models and posters are recorded repo-relative
     from posterlite.errors import PosterliteError
     from posterlite.fileio import atomic_write_text, jsonable
 

@@ -399,6 +399,28 @@ def host_pixels(paths: Sequence[Path], size: int) -> np.ndarray:
     return np.stack([load_poster(path, size) for path in paths])
 
 
+def page_pixels(paths: Sequence[Path], size: int, chromium: str | Path | None = None) -> np.ndarray:
+    """The page's own decode + resize of image files in Chromium: uint8 (N, size, size, 3).
+
+    What `posterlite.js` hands the model; equal to `host_pixels` wherever the browser's
+    decoder gives Pillow's pixels (tests/test_browser.py, benchmarks/browser_parity.py).
+    """
+    tools = find_tools(chromium)
+    tools.check()
+    with tempfile.TemporaryDirectory(prefix="posterlite-site-") as tmp:
+        root = Path(tmp)
+        for name in BENCH_FILES:
+            shutil.copyfile(WEB_DIR / name, root / name)
+        urls = _poster_links(root, paths)
+        job = {"kind": "bench", "fn": "plPixels", "throttle": 1,
+               "job": {"posters": urls, "size": size}}  # fmt: skip
+        with serve(root) as base:
+            result = run_driver(tools, base, [job])["results"][0]
+    if not result.get("ok"):
+        raise _job_error(result, "decoding in the page")
+    return np.asarray(result["pixels"], dtype=np.uint8).reshape(len(paths), size, size, 3)
+
+
 def measure(
     model: Path,
     posters: Sequence[Path],
@@ -408,7 +430,7 @@ def measure(
     runs: int = 50,
     warmup: int = 5,
     with_host_pixels: bool = False,
-    resize: str = "canvas",
+    resize: str = "page",
     chromium: str | Path | None = None,
 ) -> list[BrowserMeasurement]:
     """Every runtime x throttle for one model, in one Chromium, from one local server."""

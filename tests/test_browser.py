@@ -201,6 +201,28 @@ def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None
 
 
 @needs_browser
+def test_page_resizes_bit_exactly_like_the_host(tmp_path: Path) -> None:
+    """PNG decodes exactly everywhere, so the page's pixels must equal `load_poster`'s:
+    down- and up-scaling, odd sizes, a 1-pixel image, alpha composited on white."""
+    from PIL import Image
+
+    from posterlite.preprocess import load_poster
+
+    rng = np.random.default_rng(7)
+    paths = []
+    for index, (width, height) in enumerate([(224, 331), (182, 268), (37, 500), (301, 97), (1, 1)]):
+        path = tmp_path / f"noise{index}.png"
+        Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8)).save(path)
+        paths.append(path)
+    opaque = rng.integers(0, 256, (50, 40, 4), dtype=np.uint8)
+    opaque[..., 3] = 255
+    Image.fromarray(opaque, "RGBA").save(tmp_path / "rgba.png")
+    paths.append(tmp_path / "rgba.png")
+    got = browser.page_pixels(paths, 224)
+    np.testing.assert_array_equal(got, np.stack([load_poster(p, 224) for p in paths]))
+
+
+@needs_browser
 def test_page_error_is_one_clean_line(tiny: dict[str, Path], tmp_path: Path) -> None:
     """A model the web runtime rejects (here: a page whose model file is junk)."""
     out = tmp_path / "page"

@@ -3,6 +3,18 @@
 // page's main thread, where Chromium's CPU throttling applies.
 import { createClassifier, decode, loadConfig, loadModelBytes, toModelPixels } from "./posterlite.js";
 
+// The page's decode + resize of image files, as RGB bytes (tests compare them with the host).
+window.plPixels = async (job) => {
+  const out = [];
+  for (const url of job.posters) {
+    const image = toModelPixels(await decode(await fetchBlob(url)), job.size);
+    const rgb = [];
+    for (let i = 0; i < image.data.length; i += 4) rgb.push(image.data[i], image.data[i + 1], image.data[i + 2]);
+    out.push(rgb);
+  }
+  return { pixels: out };
+};
+
 function now() {
   return performance.now();
 }
@@ -15,7 +27,7 @@ async function fetchBlob(url) {
 
 // job: {config: "model.json", runtime, posters: [url], warmup, runs,
 //       pixels: url of N x S x S x 3 uint8 (host-decoded posters) or null,
-//       resize: "canvas" | "runtime" (MediaPipe's own resize of the decoded image)}
+//       resize: "page" (posterlite.js) | "runtime" (MediaPipe's own resize of the decoded image)}
 window.plBench = async (job) => {
   const config = { ...(await loadConfig(job.config)), runtime: job.runtime };
   const size = config.size;

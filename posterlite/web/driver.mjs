@@ -47,8 +47,9 @@ async function benchJob(browser, request, spec) {
   const { context, page, problems } = await phonePage(browser, request, spec.throttle);
   try {
     await page.goto(new URL("bench.html", request.base).href, { waitUntil: "load" });
-    await page.waitForFunction(() => typeof window.plBench === "function");
-    const result = await page.evaluate((job) => window.plBench(job), spec.job);
+    await page.waitForFunction(() => typeof window.plPixels === "function");
+    const fn = spec.fn || "plBench";
+    const result = await page.evaluate(([name, job]) => window[name](job), [fn, spec.job]);
     return { ok: true, throttle: spec.throttle, problems, ...result };
   } catch (error) {
     return { ok: false, throttle: spec.throttle, error: firstLine(error), problems };

@@ -10,17 +10,75 @@
 //    output_scale, output_zero_point, runtime: "mediapipe"|"litert", vendor: "vendor"}
 
 // Pixels the model sees: the whole image stretched to size x size (aspect not kept, no
-// crop), like posterlite's preprocess.load_poster; the browser's bilinear scaler stands in
-// for Pillow's (the measured difference is in benchmarks/results/browser_parity.md).
+// crop) exactly as posterlite's preprocess.resize_pixels does it, which is MediaPipe Tasks'
+// CPU resize: output pixel i samples source coordinate i * source / size (no half-pixel
+// shift) rounded half-to-even to 1/32 px, the 2x2 neighbours (clamped at the border) blended
+// with integer weights and rounded once, (sum + 512) >> 10. Integer arithmetic throughout,
+// so the page's pixels are bit-identical to the host's for the same decoded image
+// (tests/test_browser.py checks it in Chromium).
+const COORD_BITS = 5;
+const COORD_SCALE = 1 << COORD_BITS;
+
+function taps(size, source) {
+  const first = new Int32Array(size);
+  const second = new Int32Array(size);
+  const frac = new Int32Array(size);
+  for (let i = 0; i < size; i++) {
+    const numerator = i * source * COORD_SCALE; // exact: far below 2^53
+    let fixed = Math.floor(numerator / size);
+    const remainder = numerator - fixed * size;
+    if (2 * remainder > size || (2 * remainder === size && fixed % 2 === 1)) fixed += 1;
+    const base = fixed >> COORD_BITS;
+    first[i] = Math.min(base, source - 1);
+    second[i] = Math.min(base + 1, source - 1);
+    frac[i] = fixed & (COORD_SCALE - 1);
+  }
+  return [first, second, frac];
+}
+
+// RGBA bytes (width x height) -> ImageData (size x size), alpha 255.
+export function resizePixels(rgba, width, height, size) {
+  const [x0, x1, fx] = taps(size, width);
+  const [y0, y1, fy] = taps(size, height);
+  const out = new Uint8ClampedArray(size * size * 4);
+  const row = new Int32Array(width * 3);
+  for (let y = 0; y < size; y++) {
+    const top = y0[y] * width * 4;
+    const bottom = y1[y] * width * 4;
+    const wb = fy[y];
+    const wt = COORD_SCALE - wb;
+    for (let x = 0, i = 0; x < width; x++, i += 3) {
+      const a = top + 4 * x;
+      const b = bottom + 4 * x;
+      row[i] = rgba[a] * wt + rgba[b] * wb;
+      row[i + 1] = rgba[a + 1] * wt + rgba[b + 1] * wb;
+      row[i + 2] = rgba[a + 2] * wt + rgba[b + 2] * wb;
+    }
+    for (let x = 0; x < size; x++) {
+      const l = 3 * x0[x];
+      const r = 3 * x1[x];
+      const wr = fx[x];
+      const wl = COORD_SCALE - wr;
+      const o = 4 * (y * size + x);
+      out[o] = (row[l] * wl + row[r] * wr + 512) >> 10;
+      out[o + 1] = (row[l + 1] * wl + row[r + 1] * wr + 512) >> 10;
+      out[o + 2] = (row[l + 2] * wl + row[r + 2] * wr + 512) >> 10;
+      out[o + 3] = 255;
+    }
+  }
+  return new ImageData(out, size, size);
+}
+
+// A decoded image (ImageBitmap, <img>, canvas, ImageData) -> the model's size x size pixels.
 export function toModelPixels(source, size) {
-  const canvas = new OffscreenCanvas(size, size);
+  if (source.data) return resizePixels(source.data, source.width, source.height, size);
+  const { width, height } = source;
+  const canvas = new OffscreenCanvas(width, height);
   const context = canvas.getContext("2d", { willReadFrequently: true });
-  context.imageSmoothingEnabled = true;
-  context.imageSmoothingQuality = "medium";
   context.fillStyle = "#ffffff"; // transparency composited on white, as on the host
-  context.fillRect(0, 0, size, size);
-  context.drawImage(source, 0, 0, size, size);
-  return context.getImageData(0, 0, size, size);
+  context.fillRect(0, 0, width, height);
+  context.drawImage(source, 0, 0); // 1:1, no scaling: the decoder's pixels as they are
+  return resizePixels(context.getImageData(0, 0, width, height).data, width, height, size);
 }
 
 // A Blob (file, fetch) -> decoded bitmap, EXIF orientation applied as on the host.
