@@ -204,8 +204,8 @@ def render(payload: dict) -> str:
         + (f"; optimizer settings: {', '.join(optimizers)}" if optimizers else ""),
         f"- feature cache at start: {grid['feature_cache']}",
         f"- each model name keeps its best run by {payload.get('selection', 'validation mAP')}, "
-        "on the validation split (no test split: these figures are optimistic by the "
-        "selection)",
+        "on the validation split; the figures below are on that same split, so they are "
+        "optimistic by the selection",
         "",
         "## Targets",
         "",
