@@ -184,23 +184,16 @@ def plot(payload: dict, out: Path) -> None:
     rows = []
     for r in payload["rows"]:
         lat, acc = r.get("latency"), r.get("accuracy")
-        rows.append(
-            SimpleNamespace(
-                model=r["model"],
-                format=r["format"],
-                kind=r["kind"],
-                threads=r.get("threads"),
-                label=f"{r['model']}/{r['format']}",
-                latency=SimpleNamespace(**lat) if lat else None,
-                accuracy=SimpleNamespace(
-                    mean_average_precision=acc["mean_average_precision"]
-                    if acc["mean_average_precision"] is not None
-                    else float("nan")
-                )
-                if acc
-                else None,
-            )
-        )
+        if acc and acc.get("mean_average_precision") is None:
+            acc = {**acc, "mean_average_precision": float("nan")}
+        fields = {
+            **r,
+            "label": f"{r['model']}/{r['format']}",
+            "device": r.get("device") or {},
+            "latency": SimpleNamespace(**lat) if lat else None,
+            "accuracy": SimpleNamespace(**acc) if acc else None,
+        }
+        rows.append(SimpleNamespace(**fields))
     bench.plot_rows(rows, out, threads=1)
 
 

@@ -62,6 +62,10 @@ def environment() -> dict[str, Any]:
         usable = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         usable = os.cpu_count() or 0
+    try:
+        from posterlite.preprocess import PREPROCESS_VERSION as preprocess
+    except ImportError:  # a checkout from before the preprocessing was versioned
+        preprocess = None
     return {
         "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
@@ -69,6 +73,7 @@ def environment() -> dict[str, Any]:
         "load_average_1min_at_start": round(os.getloadavg()[0], 2),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "libraries": library_versions(),
+        "preprocess": preprocess,
     }
 
 
@@ -109,6 +114,8 @@ def environment_lines(env: dict[str, Any] | None) -> list[str]:
         lines.append(f"- libraries: {shown}")
     else:
         lines.append(f"- libraries: {NOT_RECORDED}")
+    if env and env.get("preprocess"):
+        lines.append(f"- preprocessing: {env['preprocess']}")
     if env and env.get("note"):
         lines.append(f"- note: {env['note']}")
     return lines
