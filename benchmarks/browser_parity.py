@@ -48,6 +48,16 @@ def _rel(path: Path | str) -> str:
     return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
 
 
+def _tracked(path: Path) -> bool:
+    """Whether git tracks `path` (a committed model) or it was made for this run."""
+    import subprocess
+
+    done = subprocess.run(
+        ["git", "ls-files", "--error-unmatch", _rel(path)], cwd=REPO, capture_output=True
+    )
+    return done.returncode == 0
+
+
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
         if line.lower().startswith("model name"):
@@ -200,7 +210,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": _rel(model),
         "model_sha256": sha256_file(model),
-        "model_made_by": "committed" if _rel(model).startswith("models/") else MODEL_COMMAND,
+        "model_made_by": "committed" if _tracked(model) else MODEL_COMMAND,
         "data": _rel(data),
         "posters": len(paths),
         "genres": genres,
