@@ -294,7 +294,10 @@ def render(report: dict) -> str:
         "*e2e* = every poster from its file bytes: decode + resize + classify. Load = fetch the "
         "model + load the runtime's WebAssembly + compile the model. Native LiteRT (1 thread, "
         f"same poster, same run, before / after the browser runs): "
-        f"{native[0]:.2f} / {native[1]:.2f} ms.",
+        f"{native[0]:.2f} / {native[1]:.2f} ms. Chromium throttles by freezing the page's main "
+        "thread for a fixed share of wall time (a helper thread interrupts it), so time spent "
+        "waiting for the decoder thread absorbs freezes: throttled e2e figures understate a "
+        "slower CPU; the back-to-back warm calls show the full slowdown.",
         "",
         "| runtime | resize | CPU throttle | load ms | first ms | warm p50 | warm p90 "
         "| e2e p50 | e2e p90 | warm p50 / native |",
