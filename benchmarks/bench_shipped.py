@@ -212,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         payload = measure(args, argv)
         rio.save_json(args.results, NAME, payload)
+        # render from what was saved, so a measuring run and --render-only give the same bytes
+        payload = rio.load_json(args.results, NAME)
     text = render(payload)
     rio.save_markdown(args.results, NAME, text)
     if not args.no_plot:
