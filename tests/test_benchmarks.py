@@ -25,6 +25,7 @@ RENDERERS = {
     "bench_overhead": "bench_overhead",
     "calibration_size": "calibration_size",
     "convert_formats": "convert_formats",
+    "data_scan": "data_scan",
     "linear_probe": "linear_probe",
     "make_sample": "make_sample",
     "predict_throughput": "predict_throughput",
@@ -218,6 +219,35 @@ def test_calibration_size_range_is_computed(tmp_path):
     payload["rows"][0]["map_delta"] = -0.5
     text = render_into(tmp_path, "calibration_size", payload)
     assert "ranges from -0.5000" in text
+
+
+def test_data_scan_claims_follow_the_scan(tmp_path):
+    payload = copy.deepcopy(committed("data_scan"))
+    split = payload["split"]
+    split["counts"]["val"]["Action"] = 0
+    split["committed_sha256"] = "0" * 64
+    split["rows_differing"] = 7
+    kaggle = payload["sources"]["kaggle-moviegenre"]
+    kaggle["not_rgb"] = kaggle["not_rgb"][:1]
+    kaggle["not_rgb"][0]["in_manifest"] = False
+    dup = kaggle["duplicates"]
+    dup["same_genre_string"] = dup["ids_with_different_posters"] - 1
+    text = render_into(tmp_path, "data_scan", payload)
+    train, test = split["counts"]["train"]["Action"], split["counts"]["test"]["Action"]
+    row = f"| Action | {train:,} | 0 | {test:,} | {train / (train + test):.1%} | 0.0% |"
+    assert row in text
+    assert "manifest **differs** from `models/manifest.csv`" in text and "7 with a diff" in text
+    name = kaggle["not_rgb"][0]["file"]
+    assert f"not RGB: 1: `{name}` (L); 0 of 1 are in `models/manifest.csv`" in text
+    n = dup["ids_with_different_posters"]
+    assert f"identical across the rows of an id: {n - 1} of {n} ids (for the others" in text
+
+    kaggle["not_rgb"] = []
+    kaggle["skipped_counts"]["truncated"] = 3
+    text = render_into(tmp_path, "data_scan", payload)
+    assert "not RGB: none" in text.split("## imdb-7k")[0]
+    assert "| skipped `truncated` | 3 |" in text
+    assert "| labelled posters that fail to decode | 3 |" in text
 
 
 def test_stale_results_say_so(tmp_path):
