@@ -13,26 +13,27 @@ genres shown) and native LiteRT on the same poster in the same run.
     nice -n 10 .venv/bin/python benchmarks/browser_parity.py            # measure + render
     .venv/bin/python benchmarks/browser_parity.py --render-only         # JSON -> Markdown
 
-Writes benchmarks/results/browser_parity.json and browser_parity.md.
+Runtime: about 5 min on 2 shared cores (both web runtimes at 1x and 4x, the page visits,
+`posterlite bench --target browser`). Writes benchmarks/results/browser_parity.json, then
+renders browser_parity.md from that JSON alone. Paths are recorded repository-relative; a
+model outside the repository is recorded by file name (`<outside the repository>/NAME`)
+beside its sha256.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import platform
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import results_io as rio
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-DEFAULT_JSON = RESULTS / "browser_parity.json"
-DEFAULT_MD = RESULTS / "browser_parity.md"
+NAME = "browser_parity"
+REPO = rio.REPO
 DEFAULT_MODEL = REPO / "models" / "mobilenet_v2" / "model.int8.tflite"
 MODEL_COMMAND = "posterlite convert models/mobilenet_v2 --format int8 --out DIR"
 TARGET_SAME = 0.99
@@ -43,9 +44,14 @@ TARGET_BENCH_S = 120.0
 
 
 def _rel(path: Path | str) -> str:
-    """Repo-relative when inside the checkout (results carry no machine's absolute path)."""
-    resolved = Path(path).resolve()
-    return str(resolved.relative_to(REPO)) if resolved.is_relative_to(REPO) else str(path)
+    """Repo-relative inside the checkout, `../shared/...` beside it, else the file name
+    (`<outside the repository>/NAME`; the model's sha256 is recorded beside it)."""
+    return rio.rel(Path(path).resolve())
+
+
+def _scrub(text: str, model: Path) -> str:
+    """Text from `posterlite bench` with the machine's paths made as `_rel` records them."""
+    return text.replace(str(model), _rel(model)).replace(f"{REPO}/", "")
 
 
 def _tracked(path: Path) -> bool:
@@ -56,13 +62,6 @@ def _tracked(path: Path) -> bool:
         ["git", "ls-files", "--error-unmatch", _rel(path)], cwd=REPO, capture_output=True
     )
     return done.returncode == 0
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-        if line.lower().startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
 
 
 def compare(scores: np.ndarray, host: np.ndarray, labels: np.ndarray, genres: list[str]) -> dict:
@@ -110,10 +109,10 @@ def native_p50(model: Path, pixels: np.ndarray, runs: int, warmup: int) -> float
     return float(np.percentile(time_invokes(interpreter.invoke, runs, warmup), 50) * 1e3)
 
 
-def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
+def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]) -> dict:
     from posterlite import browser
     from posterlite.bench import load_labelled_set
-    from posterlite.fileio import sha256_file
+    from posterlite.fileio import jsonable, sha256_file
     from posterlite.runtime import PosterModel
 
     started = time.perf_counter()
@@ -162,7 +161,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
     from posterlite.bench import BenchOptions, run_bench, summary_table
 
     t0 = time.perf_counter()
-    bench = run_bench(BenchOptions(models=[_rel(model)], target="browser"))
+    bench = run_bench(BenchOptions(models=[str(model)], target="browser"))
     bench_wall = time.perf_counter() - t0
     bench_rows = [
         {
@@ -181,9 +180,9 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
     results["bench_command"] = {
         "command": f"posterlite bench {_rel(model)} --target browser",
         "wall_s": bench_wall,
-        "table": summary_table(bench),
+        "table": _scrub(summary_table(bench), model),
         "rows": bench_rows,
-        "settings": bench.settings,
+        "settings": json.loads(_scrub(json.dumps(jsonable(bench.settings)), model)),
     }
 
     # The page as a person meets it, per runtime, on the first poster of the sample.
@@ -207,6 +206,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
             "first_visit_ready_ms": check.visits[0]["ready_ms"],
         }
     return {
+        "command": rio.command("browser_parity.py", argv),
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "model": _rel(model),
         "model_sha256": sha256_file(model),
@@ -215,7 +215,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int) -> dict:
         "posters": len(paths),
         "genres": genres,
         "host": {"map": host_map, "native_litert_p50_ms": [native_before, native_after]},
-        "cpu": cpu_model(),
+        "cpu": rio.cpu_model(),
         "logical_cores": os.cpu_count(),
         "load_average_at_end": list(os.getloadavg()),
         "versions": browser.runtime_versions(browser.find_tools().modules),
@@ -235,10 +235,11 @@ def render(report: dict) -> str:
     host_map = report["host"]["map"]
     native = report["host"]["native_litert_p50_ms"]
     native_mid = float(np.median(native))
+    command = report.get("command", "python benchmarks/browser_parity.py --model MODEL")
     lines = [
         "# The shipped int8 model in a mobile browser engine (headless Chromium)",
         "",
-        "Reproduce: `python benchmarks/browser_parity.py --model MODEL` (run with `nice -n 10`; "
+        f"Reproduce: `{command}` (run with `nice -n 10`; "
         "`--render-only` re-renders this file from the JSON).",
         "",
         f"- CPU: {report['cpu']} ({report['logical_cores']} logical cores)",
@@ -361,37 +362,35 @@ def render(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    argv = sys.argv[1:] if argv is None else argv
+    parser = rio.make_parser(__doc__, NAME)
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="int8 .tflite")
     parser.add_argument("--data", type=Path, default=REPO / "benchmarks" / "sample")
     parser.add_argument("--runs", type=int, default=30, help="warm classify calls per row")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls first")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
-    parser.add_argument("--md", type=Path, default=DEFAULT_MD)
-    parser.add_argument("--render-only", action="store_true", help="re-render the Markdown")
     args = parser.parse_args(argv)
-    for name in ("model", "data", "json", "md"):
-        setattr(args, name, getattr(args, name).resolve())
-    os.chdir(REPO)  # models and posters are recorded repo-relative
+    args.results = args.results.resolve()  # before the measuring run's chdir
     from posterlite.errors import PosterliteError
-    from posterlite.fileio import atomic_write_text, jsonable
 
     try:
-        if args.render_only:
-            report = json.loads(args.json.read_text(encoding="utf-8"))
-        else:
-            if not args.model.is_file():
+        if not args.render_only:
+            model, data = args.model.resolve(), args.data.resolve()
+            if not model.is_file():
                 raise PosterliteError(
                     f"{args.model} not found: posterlite convert models/mobilenet_v2 "
                     "--format int8 --out DIR, then pass --model"
                 )
-            report = measure_all(args.model.resolve(), args.data, args.runs, args.warmup)
-            atomic_write_text(args.json, json.dumps(jsonable(report), indent=1) + "\n")
-        atomic_write_text(args.md, render(report))
+            os.chdir(REPO)  # the bench's own relative paths (sample, references) resolve here
+            rio.save_json(
+                args.results, NAME, measure_all(model, data, args.runs, args.warmup, argv)
+            )
+        # render from what was saved, so a measuring run and --render-only give the same bytes
+        report = rio.load_json(args.results, NAME)
+        path = rio.save_markdown(args.results, NAME, render(report))
     except PosterliteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(args.md)
+    print(_rel(path))
     return 0
 
 

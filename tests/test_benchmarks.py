@@ -23,6 +23,7 @@ RENDERERS = {
     "backbone_import": "backbone_import",
     "bench": "bench_shipped",
     "bench_overhead": "bench_overhead",
+    "browser_parity": "browser_parity",
     "calibration_size": "calibration_size",
     "convert_formats": "convert_formats",
     "data_scan": "data_scan",
@@ -32,7 +33,7 @@ RENDERERS = {
     "train_grid": "train_grid",
 }
 # Results owned by scripts outside this file's list (the parity work renders and tests them).
-OTHER_OWNERS = {"parity_mediapipe", "browser_parity"}
+OTHER_OWNERS = {"parity_mediapipe"}
 
 
 def script(name: str):
@@ -248,6 +249,24 @@ def test_data_scan_claims_follow_the_scan(tmp_path):
     assert "not RGB: none" in text.split("## imdb-7k")[0]
     assert "| skipped `truncated` | 3 |" in text
     assert "| labelled posters that fail to decode | 3 |" in text
+
+
+def test_browser_parity_records_no_machine_path(tmp_path):
+    browser_parity = script("browser_parity")
+    outside = tmp_path / "helper" / "mobilenet_v2.int8.tflite"
+    assert browser_parity._rel(outside) == "<outside the repository>/mobilenet_v2.int8.tflite"
+    inside = REPO / "models" / "mobilenet_v2" / "model.int8.tflite"
+    assert browser_parity._rel(inside) == "models/mobilenet_v2/model.int8.tflite"
+    table = f"accuracy on {REPO}/benchmarks/sample, model {outside}"
+    scrubbed = browser_parity._scrub(table, outside)
+    assert scrubbed == (
+        "accuracy on benchmarks/sample, model <outside the repository>/mobilenet_v2.int8.tflite"
+    )
+    payload = copy.deepcopy(committed("browser_parity"))
+    payload["model"] = browser_parity._rel(outside)
+    text = render_into(tmp_path, "browser_parity", payload)
+    assert "Model `<outside the repository>/mobilenet_v2.int8.tflite` (sha256 " in text
+    assert str(tmp_path) not in text
 
 
 def test_stale_results_say_so(tmp_path):
