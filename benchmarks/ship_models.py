@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/ship_models.py                 # score + gate what is new, render
     .venv/bin/python benchmarks/ship_models.py --render-only   # re-render from the JSON only
+    .venv/bin/python benchmarks/ship_models.py --install mobilenet_v2=runs/v2   # then as above
 
 For each model folder under `models/` (the six + the fast `mobilenet_v2_160`):
 1. a model trained on an earlier manifest is re-scored on this manifest's validation split
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from posterlite.card import MODEL_NAME, read_card
 from posterlite.fileio import atomic_write_text, sha256_file
+from posterlite.preprocess import PREPROCESS_VERSION
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
@@ -51,6 +53,42 @@ TARGET_TUNED_F1 = 0.60
 TARGET_WALL_MIN = 60.0
 TARGET_RSS_GB = 4.0
 TARGET_FAST_MAP_GAP = 0.02
+
+
+ARTIFACTS = (
+    "model.keras",
+    "card.json",
+    "history.json",
+    "report.json",
+    "report.md",
+    "thresholds.json",
+    "curves.png",
+    "confusion.png",
+)
+
+
+# --- installing ----------------------------------------------------------------------------
+def install(name: str, run_dir: Path, models: Path = MODELS) -> Path:
+    """Replace `models/<name>` whole with a run folder's artifacts (never its checkpoints)."""
+    import os
+    import shutil
+
+    if not (run_dir / MODEL_NAME).is_file():
+        raise SystemExit(f"{run_dir}: no {MODEL_NAME}")
+    staging = models / f".{name}.staging"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    for artifact in ARTIFACTS:
+        if (run_dir / artifact).is_file():
+            shutil.copy2(run_dir / artifact, staging / artifact)
+    target, old = models / name, models / f".{name}.old"
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.exists():
+        shutil.rmtree(old)
+    return target
 
 
 # --- measuring ---------------------------------------------------------------------------
@@ -85,7 +123,7 @@ def gate(folder: Path, cache: Path) -> dict:
     return entry
 
 
-def measure(models: Path, manifest: Path) -> None:
+def measure(models: Path, manifest: Path, only: list[str] | None = None) -> None:
     from posterlite.manifest import manifest_sha256
     from posterlite.train import Workspace, rescore_validation, score_test
     from posterlite.train.config import cache_root
@@ -93,6 +131,8 @@ def measure(models: Path, manifest: Path) -> None:
     ws = Workspace()
     current = manifest_sha256(manifest)
     for folder in model_dirs(models):
+        if only and folder.name not in only:
+            continue
         card = read_card(folder)
         sha = sha256_file(folder / MODEL_NAME)
         if card.manifest_sha256 != current:
@@ -290,8 +330,15 @@ def smote_table(rows: list[dict]) -> str:
             da, df = ta[genre] - pa[genre], tf[genre] - pf[genre]
             cells.append(f"{da:+.3f} / {df:+.3f}" + (" helps" if da > 0 and df > 0 else ""))
         if not lines:
-            lines += ["| architecture | " + " | ".join(pa) + " |", "|---|" + "---:|" * len(pa)]
-        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+            lines += [
+                "| architecture | " + " | ".join(pa) + " | same recipe? |",
+                "|---|" + "---:|" * len(pa) + "---|",
+            ]
+        same = bool(plain["end_to_end"]) == bool(twin["end_to_end"]) and (
+            plain["old_manifest"] == twin["old_manifest"]
+        )
+        verdict = "yes" if same else "NO: the gap is not SMOTE's alone"
+        lines.append(f"| {arch} | " + " | ".join(cells) + f" | {verdict} |")
     return "\n".join(lines) + "\n" if lines else ""
 
 
@@ -349,7 +396,10 @@ def render_models_readme(rows: list[dict]) -> str:
         "|---|---|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        note = "earlier manifest" if row["old_manifest"] else ""
+        notes = ["earlier manifest"] if row["old_manifest"] else []
+        if row["preprocess"] and row["preprocess"] != PREPROCESS_VERSION:
+            notes.append(f"trained on preprocessing {row['preprocess'].split(':')[0]}")
+        note = "; ".join(notes)
         wall = row["wall_s"] / 60 if row["wall_s"] else None
         detail.append(
             f"| {row['name']} | {row['recipe']} | {row['params'] or 0:,} | "
@@ -405,9 +455,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", type=Path, default=MODELS, help="Models folder.")
     parser.add_argument("--manifest", type=Path, default=MANIFEST, help="Manifest with test.")
     parser.add_argument("--readme", type=Path, default=REPO / "README.md", help="README to update.")
+    parser.add_argument(
+        "--install",
+        action="append",
+        default=[],
+        metavar="NAME=RUN_DIR",
+        help="First replace models/NAME with RUN_DIR's artifacts (repeatable; chosen on "
+        "validation beforehand).",
+    )
+    parser.add_argument(
+        "--only", action="append", default=None, metavar="NAME", help="Measure only these."
+    )
     args = parser.parse_args(argv)
+    for spec in args.install:
+        name, _, run_dir = spec.partition("=")
+        print(f"installed {install(name, Path(run_dir), args.models)}")
     if not args.render_only:
-        measure(args.models, args.manifest)
+        measure(args.models, args.manifest, args.only)
     render(args.models, args.readme)
     print(f"wrote {args.models / 'README.md'} and the results table in {args.readme}")
     return 0
