@@ -145,10 +145,19 @@ class AppClassifier:
             ) from exc
 
     def close(self) -> None:
-        if self._classifier is not None:
+        classifier, self._classifier = self._classifier, None
+        if classifier is None:
+            return
+        try:
+            classifier.close()
+        except (RuntimeError, ValueError):
+            # After a failed run MediaPipe's close() raises ("Task runner is currently not
+            # running") and keeps its handle, so its __del__ retries -- and at interpreter
+            # exit that retry waits forever on a dead dispatcher (measured, mediapipe
+            # 1.2.3). Drop the handle and stop the dispatcher ourselves.
             with contextlib.suppress(Exception):
-                self._classifier.close()
-            self._classifier = None
+                classifier._handle = None
+                classifier._dispatcher.close()
 
     def __enter__(self) -> AppClassifier:
         return self
@@ -166,15 +175,24 @@ class AppClassifier:
             return image
         return _rgb_image(self._mp, image.numpy_view())
 
+    def to_image(self, pixels: np.ndarray) -> Any:
+        """A MediaPipe image of decoded uint8 pixels (H, W[, 1|3|4]), as an app builds one."""
+        return _rgb_image(self._mp, pixels)
+
     def classify_image(self, image: Any) -> np.ndarray:
         """Scores (G,) float32 in label order for a MediaPipe image; missing categories 0."""
+        failure = ""
         try:
             result = self._classifier.classify(image)
         except (RuntimeError, ValueError) as exc:
+            failure = _first_line(exc)
+        if failure:
             # A failed run leaves MediaPipe's graph in an error state: start a fresh one.
+            # Raised outside the `except`: a chained exception would keep the old task alive
+            # through its traceback until interpreter exit, where its close() never returns.
             self.close()
             self._create()
-            raise AppRunError(f"MediaPipe failed on an image ({_first_line(exc)})") from exc
+            raise AppRunError(f"MediaPipe failed on an image ({failure})")
         scores = np.zeros(len(self.labels), np.float32)
         for category in result.classifications[0].categories:
             if category.index >= len(self.labels):
@@ -194,7 +212,7 @@ class AppClassifier:
 
     def classify_pixels(self, pixels: np.ndarray) -> np.ndarray:
         """Scores for a decoded uint8 image (any size), resized by MediaPipe."""
-        return self.classify_image(_rgb_image(self._mp, pixels))
+        return self.classify_image(self.to_image(pixels))
 
     def iter_files(self, paths: Sequence[str | Path]) -> Iterator[np.ndarray | AppRunError]:
         """Scores per file; an `AppRunError` in place of a file MediaPipe refused."""
@@ -284,3 +302,115 @@ def probe_pixels(probe: AppClassifier, image: Any, size: int) -> np.ndarray:
     if np.any(pixels != np.round(pixels)) or pixels.min() < 0 or pixels.max() > 255:
         raise AppRunError("probe values are not uint8 pixels")
     return pixels.astype(np.uint8)
+
+
+# -- app-side bench rows (`posterlite bench --runtime mediapipe`) ------------------------
+APP_FORMAT_SUFFIX = "MediaPipe"
+APP_TIMING_NOTE = (
+    "MediaPipe Tasks ImageClassifier (CPU): p50 per poster file includes MediaPipe's own "
+    "decode, resize, inference and postprocessing (what an app's classify call costs)"
+)
+# Posters the timed loop cycles through (decoding the same file every call would time a
+# warm page cache only; a few dozen files behave like an app's stream of new posters).
+TIMING_POSTERS = 32
+
+
+def bench_rows(
+    specs: Sequence[Any],
+    posters: Any | None,
+    runs: int,
+    warmup: int,
+    rounds: int,
+) -> list[Any]:
+    """One app-side row per posterlite `.tflite` in `specs`: MediaPipe's accuracy on the
+    labelled set and its per-poster latency, timed in `rounds` interleaved rounds."""
+    import statistics
+    import tempfile
+    import time
+
+    from posterlite.bench import DEFAULT_THRESHOLD, Timed, interleaved_rounds
+    from posterlite.benchdata import BenchRow
+    from posterlite.metrics import evaluate
+
+    chosen = [s for s in specs if s.kind == "posterlite" and Path(s.path).suffix == ".tflite"]
+    if not chosen:
+        raise AppRunError("--runtime mediapipe needs at least one posterlite .tflite model")
+    with tempfile.TemporaryDirectory() as folder:
+        files = [Path(p) for p in posters.paths[:TIMING_POSTERS]] if posters else []
+        if not files:  # no labelled set: time on one generated poster-sized image
+            from PIL import Image
+
+            noise = np.random.default_rng(0).integers(0, 256, (268, 182, 3), dtype=np.uint8)
+            files = [Path(folder) / "poster.jpg"]
+            Image.fromarray(noise).save(files[0], quality=90)
+        timed: list[Timed] = []
+        apps: list[AppClassifier] = []
+        try:
+            for spec in chosen:
+                start = time.perf_counter()
+                app = AppClassifier.open(Path(spec.path))
+                load_ms = (time.perf_counter() - start) * 1e3
+                apps.append(app)
+                row = BenchRow(
+                    model=spec.name,
+                    format=f"{spec.format} {APP_FORMAT_SUFFIX}",
+                    kind="app",
+                    path=str(spec.path),
+                    target="cpu",
+                    threads=None,  # MediaPipe's default CPU inference settings
+                    size_bytes=Path(spec.path).stat().st_size,
+                    load_ms=load_ms,
+                    delegate="mediapipe",
+                    notes=[APP_TIMING_NOTE],
+                )
+                if posters is not None:
+                    _labelled_app_pass(app, posters, row, evaluate, DEFAULT_THRESHOLD)
+                cycle = _file_cycle(app, files)
+                first = time.perf_counter()
+                cycle()
+                timed.append(Timed(row, cycle, time.perf_counter() - first))
+            interleaved_rounds(timed, rounds, runs, warmup)
+        finally:
+            for app in apps:
+                app.close()
+    for item in timed:  # no labelled pass: the timed calls are the end-to-end figure
+        if item.row.end_to_end_ms is None:
+            item.row.end_to_end_ms = statistics.fmean(sum(item.rounds, [])) * 1e3
+    return [item.row for item in timed]
+
+
+def _file_cycle(app: AppClassifier, files: Sequence[Path]) -> Any:
+    """A call that classifies the next poster file (decode + resize + run), round robin."""
+    state = {"next": 0}
+
+    def call() -> np.ndarray:
+        path = files[state["next"] % len(files)]
+        state["next"] += 1
+        return app.classify_file(path)
+
+    return call
+
+
+def _labelled_app_pass(app: AppClassifier, posters: Any, row: Any, evaluate: Any, cut: float):
+    """Score every labelled poster file through MediaPipe; fill the row's accuracy."""
+    import statistics
+    import time
+
+    scores, kept, times, failed = [], [], [], 0
+    for index, path in enumerate(posters.paths):
+        start = time.perf_counter()
+        try:
+            result = app.classify_file(path)
+        except AppRunError:
+            failed += 1
+            continue
+        times.append(time.perf_counter() - start)
+        scores.append(result)
+        kept.append(index)
+    if not scores:
+        raise AppRunError(f"{posters.root}: MediaPipe classified none of the labelled posters")
+    truth = posters.targets(app.labels)[np.asarray(kept)]
+    row.accuracy = evaluate(truth, np.stack(scores), list(app.labels), cut)
+    row.end_to_end_ms = statistics.fmean(times) * 1e3
+    if failed:
+        row.notes.append(f"{failed} posters refused by MediaPipe")

@@ -968,6 +968,7 @@ def summary_table(report: BenchReport) -> str:
             "mAP vs Keras: the Keras model's mAP on these posters recorded at export "
             "(models/<name>/model.int8.json), same decoded pixels"
         )
+    lines += sorted({f"MediaPipe rows: {r.notes[0]}" for r in rows if r.delegate == "mediapipe"})
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
@@ -1135,6 +1136,7 @@ class BenchOptions:
     cpu_throttle: Sequence[int] = (1, 4)  # browser: Chromium CPU throttling rates
     browser_runtimes: Sequence[str] = ()  # browser: () = posterlite.browser.DEFAULT_RUNTIME
     chromium: str | None = None  # browser: the Chromium binary (default: Debian's)
+    app_runtime: str | None = None  # "mediapipe": add app-side rows (posterlite.apprun)
 
 
 def parse_formats(text: str) -> tuple[str, ...]:
@@ -1227,6 +1229,12 @@ def run_bench(options: BenchOptions) -> BenchReport:
                                     runtimes=runtimes, runs=options.runs, warmup=options.warmup,
                                     chromium=options.chromium, native=rows)  # fmt: skip
         settings.update(cpu_throttle=list(options.cpu_throttle), browser_runtimes=list(runtimes))
+    if options.app_runtime == "mediapipe":  # what an app's MediaPipe Tasks call answers
+        from posterlite import apprun
+
+        rounds = options.rounds
+        rows += apprun.bench_rows(specs, posters, options.runs, options.warmup, rounds)
+        settings["app_runtime"] = "mediapipe"
     keras_deltas(rows, specs)
     return BenchReport(
         rows=rows,

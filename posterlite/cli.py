@@ -815,6 +815,16 @@ def info(model: Path, as_json: bool) -> None:
     show_default=True,
     help="Add Google's int8 MobileNetV2 files from ../shared/pretrained.",
 )
+@click.option(
+    "--runtime",
+    "app_runtime",
+    type=click.Choice(["litert", "mediapipe"]),
+    default="litert",
+    show_default=True,
+    help="cpu: mediapipe adds app-side rows beside LiteRT's: each .tflite through MediaPipe "
+    "Tasks' ImageClassifier (accuracy as an app gets it; p50 per poster file includes its "
+    "own decode and resize). Needs the dev extra.",
+)
 def bench(
     models: tuple[str, ...],
     formats: str,
@@ -836,6 +846,7 @@ def bench(
     cpu_throttle: str,
     browser_runtime: str | None,
     chromium: Path | None,
+    app_runtime: str,
 ) -> None:
     """Size, latency, memory and accuracy of MODELs (.tflite, run dirs, .keras).
 
@@ -860,7 +871,10 @@ def bench(
         benchmark_binary=benchmark_binary,
         use_gpu=use_gpu,
         use_nnapi=use_nnapi,
+        app_runtime=None if app_runtime == "litert" else app_runtime,
     )
+    if app_runtime != "litert" and target != "cpu":
+        raise PosterliteError("--runtime mediapipe needs --target cpu")
     if target == "browser":
         from posterlite import browser
 

@@ -188,21 +188,26 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     return total.astype(np.uint8).reshape(size, size, channels)
 
 
+def decode_rgb(source: str | Path | bytes) -> np.ndarray:
+    """Decode, EXIF-transpose and convert to RGB: the full-size uint8 (H, W, 3) bitmap, what
+    an app's platform decoder hands MediaPipe. Raises `PosterDecodeError` like `load_poster`."""
+    image, name = _open(source)
+    try:
+        # in place: without an orientation tag the copying variant still copies the image.
+        ImageOps.exif_transpose(image, in_place=True)
+        return np.asarray(to_rgb(image), dtype=np.uint8)
+    except PosterDecodeError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise PosterDecodeError(name, "undecodable", str(exc)) from exc
+
+
 def load_poster(source: str | Path | bytes, size: int = DEFAULT_SIZE) -> np.ndarray:
     """Decode, EXIF-transpose, convert to RGB and resize: uint8 array (size, size, 3).
 
     Raises `PosterDecodeError` (with `.reason`) for anything that is not a usable image.
     """
-    image, name = _open(source)
-    try:
-        # in place: without an orientation tag the copying variant still copies the image.
-        ImageOps.exif_transpose(image, in_place=True)
-        rgb = np.asarray(to_rgb(image), dtype=np.uint8)
-    except PosterDecodeError:
-        raise
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise PosterDecodeError(name, "undecodable", str(exc)) from exc
-    return resize_pixels(rgb, size)
+    return resize_pixels(decode_rgb(source), size)
 
 
 def pixels_to_input(pixels: np.ndarray, dtype: InputDType = "float32") -> np.ndarray:
