@@ -139,7 +139,7 @@ class AppClassifier:
 
             with quiet.captured_output():
                 self._classifier = vision.ImageClassifier.create_from_options(options)
-        except (RuntimeError, ValueError) as exc:
+        except (RuntimeError, ValueError, OSError) as exc:
             raise AppRunError(
                 f"{self.path}: MediaPipe cannot load it ({_first_line(exc)})"
             ) from exc

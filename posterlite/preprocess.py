@@ -170,17 +170,24 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     x0, x1, fx = _taps(size, width)
     y0, y1, fy = _taps(size, height)
     # Rows flattened to (H, W * C) so both passes are one np.take each (faster than
-    # fancy indexing on the channel axis). Vertical pass first, on the `size` rows needed.
+    # fancy indexing on the channel axis). Vertical pass first, on the `size` rows needed,
+    # in uint16 (<= 255 * 32); the horizontal pass in uint32 (<= 255 * 32 * 32); in place.
     flat = pixels.reshape(height, width * channels)
-    wy1 = fy.astype(np.int32)[:, None]
-    rows = np.take(flat, y0, axis=0).astype(np.int32) * (_COORD_SCALE - wy1)
-    rows += np.take(flat, y1, axis=0).astype(np.int32) * wy1
+    wy1 = fy.astype(np.uint16)[:, None]
+    rows = np.take(flat, y0, axis=0).astype(np.uint16)
+    rows *= _COORD_SCALE - wy1
+    below = np.take(flat, y1, axis=0).astype(np.uint16)
+    below *= wy1
+    rows += below
     channel = np.arange(channels)
     left = (x0[:, None] * channels + channel).ravel()
     right = (x1[:, None] * channels + channel).ravel()
-    wx1 = np.repeat(fx.astype(np.int32), channels)
-    total = np.take(rows, left, axis=1) * (_COORD_SCALE - wx1)  # <= 255 * 1024: int32
-    total += np.take(rows, right, axis=1) * wx1
+    wx1 = np.repeat(fx.astype(np.uint32), channels)
+    total = np.take(rows, left, axis=1).astype(np.uint32)
+    total *= _COORD_SCALE - wx1
+    beside = np.take(rows, right, axis=1).astype(np.uint32)
+    beside *= wx1
+    total += beside
     # OpenCV: (sum of 1/32768 weights + 2^14) >> 15 == (sum of 1/1024 weights + 512) >> 10.
     shift = 2 * _COORD_BITS
     total += 1 << (shift - 1)

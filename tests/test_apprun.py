@@ -132,14 +132,37 @@ def test_a_refused_image_does_not_break_the_classifier(tiny, poster_png, tmp_pat
         assert np.array_equal(app.classify_file(poster_png), before)
 
 
-def test_bad_model_files_are_one_clean_error(tmp_path, tiny) -> None:
-    truncated = tmp_path / "truncated.tflite"
-    truncated.write_bytes(Path(tiny["int8"]).read_bytes()[:2000])
-    for path in (truncated, tmp_path / "missing.tflite"):
-        with pytest.raises(Exception) as info:
-            apprun.AppClassifier.open(path)
-        assert "Traceback" not in str(info.value)
-        assert str(path.name) in str(info.value)
+def _bad_models(folder: Path, good: Path) -> list[Path]:
+    truncated = folder / "truncated.tflite"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    text = folder / "text.tflite"
+    text.write_text("not a model\n")
+    return [truncated, text, folder / "missing.tflite"]
+
+
+def test_bad_model_files_are_posterlite_errors(tmp_path, tiny) -> None:
+    """Labels from posterlite's metadata reader or given: either way a clean error."""
+    from posterlite.errors import PosterliteError
+
+    for path in _bad_models(tmp_path, Path(tiny["int8"])):
+        for labels in (None, DEFAULT_GENRES):
+            with pytest.raises(PosterliteError) as info:
+                apprun.AppClassifier.open(path, labels=labels)
+            assert path.name in str(info.value)
+
+
+def test_bench_runtime_mediapipe_bad_model_files_one_line(tmp_path, tiny) -> None:
+    from click.testing import CliRunner
+
+    from posterlite.cli import main
+
+    for path in _bad_models(tmp_path, Path(tiny["int8"])):
+        args = ["bench", str(path), "--runtime", "mediapipe", "--no-references"]
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 1, (path.name, result.output)
+        lines = result.output.strip().splitlines()
+        assert lines[-1].startswith("error: ") and path.name in lines[-1]
+        assert "Traceback" not in result.output
 
 
 def test_missing_category_name_mismatch_is_an_error(tiny, poster_png) -> None:

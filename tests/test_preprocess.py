@@ -361,7 +361,8 @@ def test_predict_matches_mediapipe_on_decoded_posters(parity_scores) -> None:
     strict=True,
     reason="MediaPipe Python's Image.create_from_file decodes JPEG with stb_image, which "
     "differs from libjpeg-turbo (Pillow; Android's decoder) by up to a few levels per pixel; "
-    "the int8 model turns that into 88 % same genre sets (measured): the resize is exact",
+    "the int8 model turns that into ~90 % same genre sets (benchmarks/results/"
+    "parity_mediapipe.md): the resize is exact",
 )
 def test_predict_matches_mediapipe_on_jpeg_files(parity_scores) -> None:
     ours, _, files = parity_scores
