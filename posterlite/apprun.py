@@ -307,8 +307,9 @@ def probe_pixels(probe: AppClassifier, image: Any, size: int) -> np.ndarray:
 # -- app-side bench rows (`posterlite bench --runtime mediapipe`) ------------------------
 APP_FORMAT_SUFFIX = "MediaPipe"
 APP_TIMING_NOTE = (
-    "MediaPipe Tasks ImageClassifier (CPU): p50 per poster file includes MediaPipe's own "
-    "decode, resize, inference and postprocessing (what an app's classify call costs)"
+    "MediaPipe Tasks ImageClassifier (CPU, its default 1 XNNPACK thread here): p50 per poster "
+    "file includes MediaPipe's own decode, resize, inference and postprocessing (what an "
+    "app's classify call costs); timed in its own rounds after the LiteRT rows"
 )
 # Posters the timed loop cycles through (decoding the same file every call would time a
 # warm page cache only; a few dozen files behave like an app's stream of new posters).
@@ -357,7 +358,9 @@ def bench_rows(
                     kind="app",
                     path=str(spec.path),
                     target="cpu",
-                    threads=None,  # MediaPipe's default CPU inference settings
+                    # MediaPipe's XNNPACK default on desktop Linux: 1 thread (on Android and
+                    # iOS: half the cores, 1-4); the Tasks API has no thread option.
+                    threads=1,
                     size_bytes=Path(spec.path).stat().st_size,
                     load_ms=load_ms,
                     delegate="mediapipe",
