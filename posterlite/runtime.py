@@ -1,10 +1,12 @@
 """On-device prediction with LiteRT alone: load a `.tflite`, feed posters, get genres.
 
-This module owns the runtime API the CLI (`predict`), the converter's self-checks and the
-benchmarks share: `load_interpreter`, `PosterModel` (prepare -> run -> dequantize) and
-`Prediction`. It imports only numpy, Pillow (through `preprocess`), flatbuffers (through
-`metadata`) and the LiteRT interpreter (`ai_edge_litert`, else `tflite_runtime`), never
-TensorFlow, so it runs on the phone-side / edge install (`pip install posterlite[runtime]`).
+This module owns the runtime API the CLI (`predict`), the Python API (`posterlite.load`
+returns a `PosterModel`; `PosterModel.predict` takes paths, bytes, PIL images or arrays),
+the converter's self-checks and the benchmarks share: `PosterModel` (prepare -> run ->
+dequantize) and `Prediction`. It imports only numpy, Pillow (through `preprocess`),
+flatbuffers (through `metadata`) and the LiteRT interpreter (`posterlite.interpreter`:
+`ai_edge_litert`, else `tflite_runtime`), never TensorFlow, so it runs on the phone-side /
+edge install (`pip install posterlite[runtime]`).
 
 Inputs are built from the one preprocessing path (`preprocess.load_poster` +
 `pixels_to_input`): float models get (pixel - mean) / std in [-1, 1]; integer models get
