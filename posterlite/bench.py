@@ -15,8 +15,9 @@ TensorFlow. Other formats (`--formats all`) are converted on first use into `.ca
 What is measured, per model x format x thread count (host CPU, LiteRT + XNNPACK):
 - load: wall time of `Interpreter(...)` + `allocate_tensors()` (ms);
 - latency: `invoke()` alone on one prepared poster tensor. Every model is loaded first;
-  then `rounds` rounds each run every model's `runs` timed invokes in turn (the order
-  rotates each round), so a burst of load from other processes hits all models alike.
+  then `rounds` rounds each take `runs` timed invokes of every model, the models taking
+  turns in blocks of 5 (the order rotates each round), so a burst of load from other
+  processes hits all models alike.
   p50 is the median of the per-round p50s; mean / p90 / p99 / min / max / std pool all
   samples (ms). Decoding is not in these figures;
 - end-to-end: mean per-poster wall time of decode + preprocess (`load_poster` +
@@ -452,17 +453,24 @@ class Timed:
     rounds: list[list[float]] = field(default_factory=list)
 
 
+# Invokes of one row in a row within a round: small, so every row's samples of a round
+# spread over the whole round and see the same load from other processes.
+INTERLEAVE_BLOCK = 5
+
+
 def interleaved_rounds(
     timed: Sequence[Timed],
     rounds: int,
     runs: int,
     warmup: int,
     on_round: Callable[[], None] = lambda: None,
+    block: int = INTERLEAVE_BLOCK,
 ) -> None:
-    """`rounds` rounds; each times `runs` invokes of every row in turn, in a rotated order.
+    """`rounds` rounds of `runs` timed invokes per row, the rows taking turns in blocks.
 
-    One untimed invoke precedes each row's runs in a round, so the caches another model
-    filled are refilled by this one outside the timed loop.
+    Within a round the rows take turns, `block` timed invokes each, until each has `runs`;
+    the order of turns rotates every round. One untimed invoke precedes each block, so the
+    caches another model filled are refilled by this one outside the timed loop.
     """
     if rounds < 1:
         raise PosterliteError(f"--rounds must be >= 1, got {rounds}")
@@ -470,10 +478,18 @@ def interleaved_rounds(
         for _ in range(warmup):
             item.invoke()
     count = len(timed)
+    block = max(1, block)
     for index in range(rounds):
-        for offset in range(count):
-            item = timed[(index + offset) % count]
-            item.rounds.append(time_invokes(item.invoke, runs, 1))
+        samples: list[list[float]] = [[] for _ in timed]
+        done = 0
+        while done < runs:
+            size = min(block, runs - done)
+            for offset in range(count):
+                position = (index + offset) % count
+                samples[position] += time_invokes(timed[position].invoke, size, 1)
+            done += size
+        for item, taken in zip(timed, samples, strict=True):
+            item.rounds.append(taken)
         on_round()
     for item in timed:
         item.row.latency = LatencyStats.from_rounds(item.rounds, item.first_s)
