@@ -15,6 +15,9 @@ import click
 from posterlite import __version__
 from posterlite.errors import PosterliteError
 
+# click >= 8.2 raises this (a UsageError) for a bare group; it carries the help text.
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
 
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):  # type: ignore[override]
@@ -23,6 +26,13 @@ class _Group(click.Group):
         except PosterliteError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(1)
+        except click.UsageError as exc:
+            if isinstance(exc, _NO_ARGS_IS_HELP):
+                raise  # a bare group prints its help, as click does
+            # One line instead of click's usage block; exit 2 stays click's usage status.
+            command = exc.ctx.command_path if exc.ctx else ctx.command_path
+            click.echo(f"error: {exc.format_message()} (see '{command} --help')", err=True)
+            ctx.exit(2)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)

@@ -671,7 +671,13 @@ def read_metadata(path: Path, with_tensors: bool = True) -> ModelInfo:
             mean, std = float(norm.get("mean", mean)), float(norm.get("std", std))
             default_threshold = float(sidecar.get("default_threshold", default_threshold))
             source = "sidecar"
-    if not genres or (n_outputs is not None and len(genres) != n_outputs):
+    if genres and n_outputs is not None and len(genres) != n_outputs:
+        # Renaming the outputs would hand an app scores under the wrong genre names.
+        raise PosterliteError(
+            f"{path}: the model has {n_outputs} outputs but its {source} names "
+            f"{len(genres)} labels ({', '.join(genres[:8])}{', ...' if len(genres) > 8 else ''})"
+        )
+    if not genres:
         scheme = default_scheme()
         if n_outputs is None or scheme.size == n_outputs:
             genres = scheme.names

@@ -143,6 +143,12 @@ class PosterModel:
         info = read_metadata(path, with_tensors=False)
         n_outputs = int(outputs[0]["shape"][-1])
         genres, thresholds = info.genres, info.thresholds
+        if len(genres) != n_outputs and info.source != "default":
+            # Renaming the outputs would hand an app scores under the wrong genre names.
+            raise PosterliteError(
+                f"{path}: the model has {n_outputs} outputs but its {info.source} names "
+                f"{len(genres)} labels"
+            )
         if len(genres) != n_outputs:
             genres = tuple(f"class_{index}" for index in range(n_outputs))
             thresholds = tuple(info.default_threshold for _ in genres)
