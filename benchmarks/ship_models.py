@@ -91,6 +91,24 @@ def install(name: str, run_dir: Path, models: Path = MODELS) -> Path:
     return target
 
 
+def record_selection(name: str, spec: str, models: Path = MODELS) -> dict:
+    """`chosen@label:dir,label:dir`: write each candidate's validation mAP (read from its
+    card, all on the current manifest) and the choice into models/<name>/card.json."""
+    from posterlite.card import write_card
+
+    chosen, _, listing = spec.partition("@")
+    candidates = {}
+    for item in listing.split(","):
+        label, _, folder = item.partition(":")
+        candidates[label] = float(read_card(Path(folder)).validation["mAP"])
+    if chosen not in candidates or candidates[chosen] != max(candidates.values()):
+        raise SystemExit(f"{name}: {chosen!r} is not the best on validation: {candidates}")
+    card = read_card(models / name)
+    card.extra["selection"] = {"candidates": candidates, "chosen": chosen, "by": "val mAP"}
+    write_card(card, models / name)
+    return card.extra["selection"]
+
+
 # --- measuring ---------------------------------------------------------------------------
 def model_dirs(models: Path = MODELS) -> list[Path]:
     return [models / n for n in ORDER if (models / n / MODEL_NAME).is_file()]
@@ -178,6 +196,7 @@ def model_row(folder: Path) -> dict:
         "recipe": recipe(card),
         "old_manifest": "trained_on_manifest" in card.extra,
         "exported_from": card.extra.get("exported_from"),
+        "selection": card.extra.get("selection"),
         "versions": card.library_versions,
         "preprocess": card.extra.get("preprocess_version"),
     }
@@ -196,6 +215,18 @@ def recipe(card) -> str:
     parts = []
     if card.arch == "cnn":
         parts.append(f"from scratch, {hyper.get('optimizer')} {hyper.get('learning_rate'):g}")
+    elif hyper.get("init"):
+        init = extra.get("init_card") or {}
+        how = []
+        if init.get("run_id"):
+            how.append(f"run {init['run_id']}")
+        if init.get("fine_tuned_blocks"):
+            how.append(f"top {init['fine_tuned_blocks']} block(s) fine-tuned")
+        if init.get("smote"):
+            how.append("SMOTE head")
+        if init.get("preprocess_version"):
+            how.append(f"preprocessing {init['preprocess_version'].split(':')[0]}")
+        parts.append(f"init {hyper['init']}" + (f" ({', '.join(how)})" if how else ""))
     else:
         parts.append(f"head ({hyper.get('optimizer')} {hyper.get('learning_rate'):g})")
     if card.smote:
@@ -207,7 +238,7 @@ def recipe(card) -> str:
         sched = ",".join(f"{s}:{n}" for s, n in e2e["schedule"])
         parts.append(
             f"all layers {sched} (lr {e2e['learning_rate']:g}, BN {e2e['bn']}, "
-            f"sampler {e2e['sampler'] if isinstance(e2e['sampler'], str) else 'powerset'}, "
+            f"sampler {(hyper.get('end_to_end') or {}).get('sampler', '?')}, "
             f"best epoch {e2e['best_epoch']}/{e2e['epochs_run']})"
         )
     return ", ".join(parts)
@@ -316,6 +347,17 @@ def epochs_table(row: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def selection_lines(rows: list[dict]) -> str:
+    lines = []
+    for row in rows:
+        chosen = row["selection"]
+        if not chosen:
+            continue
+        cands = ", ".join(f"{k} {v:.4f}" for k, v in chosen["candidates"].items())
+        lines.append(f"- {row['name']}: {cands} -> shipped: {chosen['chosen']}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def smote_table(rows: list[dict]) -> str:
     by = {r["name"]: r for r in rows}
     lines = []
@@ -390,7 +432,7 @@ FIXED_CHOICES = """## Choices (fixed text, not measurements)
 
 
 def render_models_readme(rows: list[dict]) -> str:
-    parts = [FIXED_INTRO, "## Results\n", results_table(rows)]
+    parts = [FIXED_INTRO, "\n## Results\n\n", results_table(rows)]
     detail = [
         "| model | recipe | params | model.keras MB | train wall min | peak RSS MB | note |",
         "|---|---|---:|---:|---:|---:|---|",
@@ -405,19 +447,27 @@ def render_models_readme(rows: list[dict]) -> str:
             f"| {row['name']} | {row['recipe']} | {row['params'] or 0:,} | "
             f"{row['file_mb']:.1f} | {_f(wall, 1)} | {row['rss_mb']:.0f} | {note} |"
         )
-    parts += ["\n## How each was trained\n", "\n".join(detail) + "\n"]
+    parts += ["\n## How each was trained\n\n", "\n".join(detail) + "\n"]
     for row in rows:
         table = epochs_table(row)
         if table:
-            parts += [f"\n### {row['name']}: end-to-end epochs\n", table]
+            parts += [f"\n### {row['name']}: end-to-end epochs\n\n", table]
     parts += [
-        "\n## Targets (issue 12), computed from the figures above\n",
+        "\n## Targets (issue 12), computed from the figures above\n\n",
         "\n".join(targets(rows)) + "\n",
     ]
+    selection = selection_lines(rows)
+    if selection:
+        parts += [
+            "\n## Which model ships: validation mAP of the candidates\n\n"
+            "(previous = the model shipped before this round, re-scored on this validation split "
+            "with re-tuned thresholds; head-only = the same recipe without the end-to-end stage)\n\n",
+            selection,
+        ]
     smote = smote_table(rows)
     if smote:
         parts += [
-            "\n## SMOTE minus plain, per genre (validation AP / F1 at 0.5; helps = both up)\n",
+            "\n## SMOTE minus plain, per genre (validation AP / F1 at 0.5; helps = both up)\n\n",
             smote,
         ]
     versions = {k: v for r in rows for k, v in (r["versions"] or {}).items()}
@@ -466,10 +516,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", action="append", default=None, metavar="NAME", help="Measure only these."
     )
+    parser.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="NAME=CHOSEN@LABEL:DIR,...",
+        help="Record in models/NAME's card the validation mAP of each candidate (their cards) "
+        "and the chosen one (must be the best on validation).",
+    )
     args = parser.parse_args(argv)
     for spec in args.install:
         name, _, run_dir = spec.partition("=")
         print(f"installed {install(name, Path(run_dir), args.models)}")
+    for spec in args.select:
+        name, _, rest = spec.partition("=")
+        print(f"{name}: {record_selection(name, rest, args.models)}")
     if not args.render_only:
         measure(args.models, args.manifest, args.only)
     render(args.models, args.readme)

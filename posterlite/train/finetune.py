@@ -571,6 +571,18 @@ def train_end_to_end(
         model = keras.models.load_model(file, compile=False)
         history: dict = {}
         extra: dict = {"init": str(source), "init_model_sha256": sha256_file(file)}
+        if (file.parent / "card.json").is_file():
+            from posterlite.card import read_card
+
+            before = read_card(file.parent)
+            extra["init_card"] = {
+                "run_id": before.extra.get("run_id"),
+                "fine_tuned_blocks": before.hyperparameters.get("fine_tune"),
+                "end_to_end": bool(before.extra.get("end_to_end")),
+                "smote": before.smote,
+                "preprocess_version": before.extra.get("preprocess_version"),
+                "manifest_sha256": before.manifest_sha256,
+            }
     else:
         head_stage = train_mobilenet(ws, data, replace(config, end_to_end=None, fine_tune=0))
         model, history, extra = head_stage.model, head_stage.history, head_stage.extra
