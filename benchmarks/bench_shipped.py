@@ -207,18 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         "--no-plot", action="store_true", help="skip bench.png (matplotlib not needed)"
     )
     args = parser.parse_args(argv)
-    if args.render_only:
-        payload = rio.load_json(args.results, NAME)
-    else:
-        payload = measure(args, argv)
-        rio.save_json(args.results, NAME, payload)
-        # render from what was saved, so a measuring run and --render-only give the same bytes
-        payload = rio.load_json(args.results, NAME)
-    text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
+    payload = rio.measured_or_loaded(args, NAME, lambda: measure(args, argv))
+    rio.publish(args.results, NAME, render(payload))
     if not args.no_plot:
         plot(payload, Path(args.results) / "bench.png")
-    print(text)
     return 0
 
 

@@ -22,6 +22,7 @@ beside its sha256.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -361,6 +362,20 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
+def _measure(args: argparse.Namespace, argv: list[str]) -> dict:
+    """The measuring run: check the model, then measure from the repository root."""
+    from posterlite.errors import PosterliteError
+
+    model, data = args.model.resolve(), args.data.resolve()
+    if not model.is_file():
+        raise PosterliteError(
+            f"{args.model} not found: posterlite convert models/mobilenet_v2 "
+            "--format int8 --out DIR, then pass --model"
+        )
+    os.chdir(REPO)  # the bench's own relative paths (sample, references) resolve here
+    return measure_all(model, data, args.runs, args.warmup, argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = rio.make_parser(__doc__, NAME)
@@ -373,19 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     from posterlite.errors import PosterliteError
 
     try:
-        if not args.render_only:
-            model, data = args.model.resolve(), args.data.resolve()
-            if not model.is_file():
-                raise PosterliteError(
-                    f"{args.model} not found: posterlite convert models/mobilenet_v2 "
-                    "--format int8 --out DIR, then pass --model"
-                )
-            os.chdir(REPO)  # the bench's own relative paths (sample, references) resolve here
-            rio.save_json(
-                args.results, NAME, measure_all(model, data, args.runs, args.warmup, argv)
-            )
-        # render from what was saved, so a measuring run and --render-only give the same bytes
-        report = rio.load_json(args.results, NAME)
+        report = rio.measured_or_loaded(args, NAME, lambda: _measure(args, argv))
         path = rio.save_markdown(args.results, NAME, render(report))
     except PosterliteError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -540,13 +540,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = rio.make_parser(__doc__, NAME)
     args = parser.parse_args(argv)
-    if not args.render_only:
-        rio.save_json(args.results, NAME, measure(argv))
-    # render from what was saved, so a measuring run and --render-only give the same bytes
-    payload = rio.load_json(args.results, NAME)
-    text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
-    print(text)
+    payload = rio.measured_or_loaded(args, NAME, lambda: measure(argv))
+    rio.publish(args.results, NAME, render(payload))
     return 0
 
 

@@ -216,16 +216,11 @@ def main(argv: list[str] | None = None) -> int:
         help="sample folder (replaced whole)",
     )
     args = parser.parse_args(argv)
-    if not args.render_only:
-        rio.save_json(args.results, NAME, build(args, argv))
-    # render from what was saved, so a measuring run and --render-only give the same bytes
-    payload = rio.load_json(args.results, NAME)
+    payload = rio.measured_or_loaded(args, NAME, lambda: build(args, argv))
     from posterlite.fileio import atomic_write_text
 
     atomic_write_text(args.out / "README.md", readme(payload))
-    text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
-    print(text)
+    rio.publish(args.results, NAME, render(payload))
     return 0
 
 

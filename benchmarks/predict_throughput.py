@@ -85,16 +85,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=50, help="posters per paired block")
     parser.add_argument("--model", type=Path, default=None, help="a .tflite to use instead")
     args = parser.parse_args(argv)
-    if args.render_only:
-        payload = rio.load_json(args.results, NAME)
-    else:
-        payload = measure(args, argv)
-        rio.save_json(args.results, NAME, payload)
-        # render from what was saved, so a measuring run and --render-only give the same bytes
-        payload = rio.load_json(args.results, NAME)
-    text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
-    print(text)
+    payload = rio.measured_or_loaded(args, NAME, lambda: measure(args, argv))
+    rio.publish(args.results, NAME, render(payload))
     return 0
 
 

@@ -23,6 +23,7 @@ import platform
 import shlex
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -194,4 +195,22 @@ def save_markdown(results: Path, name: str, text: str) -> Path:
 
     path = Path(results) / f"{name}.md"
     atomic_write_text(path, text)
+    return path
+
+
+def measured_or_loaded(
+    args: argparse.Namespace, name: str, measure: Callable[[], dict[str, Any]]
+) -> dict[str, Any]:
+    """The payload to render: `measure()` saved as `<name>.json` and read back, or with
+    `--render-only` only read back."""
+    if not args.render_only:
+        save_json(args.results, name, measure())
+    # render from what was saved, so a measuring run and --render-only give the same bytes
+    return load_json(args.results, name)
+
+
+def publish(results: Path, name: str, text: str) -> Path:
+    """Write the rendered `<name>.md` and print it."""
+    path = save_markdown(results, name, text)
+    print(text)
     return path

@@ -281,17 +281,11 @@ def main(argv: list[str] | None = None) -> int:
         "--time-budget", type=float, default=120.0, help="seconds at most per fit (default 120)"
     )
     args = parser.parse_args(argv)
-    if args.render_only:
-        payload = rio.load_json(args.results, NAME)
-    else:
-        kept = [a for a in argv if a != "--render-only"]
-        payload = measure(args.data, args.out, args.time_budget, args.results, kept)
-        rio.save_json(args.results, NAME, payload)
-        # render from what was saved, so a measuring run and --render-only give the same bytes
-        payload = rio.load_json(args.results, NAME)
-    text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
-    print(text)
+    kept = [a for a in argv if a != "--render-only"]
+    payload = rio.measured_or_loaded(
+        args, NAME, lambda: measure(args.data, args.out, args.time_budget, args.results, kept)
+    )
+    rio.publish(args.results, NAME, render(payload))
     return 0
 
 
