@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +41,37 @@ def make_poster(path: Path, seed: int, size: tuple[int, int] = (60, 90), mode: s
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     return path
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing and shrugs off a client that hung up."""
+
+    def send(self, code: int, body: bytes) -> None:
+        try:
+            self.send_response(code)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timeout and Ctrl-C tests)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+class LocalServer:
+    """A real HTTP server on 127.0.0.1 (a free port) serving `handler` from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 @pytest.fixture

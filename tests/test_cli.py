@@ -13,12 +13,11 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import make_poster
+from conftest import LocalServer, QuietHandler, make_poster
 from tiny_models import make_posters
 
 from posterlite.cli import main
@@ -117,7 +116,7 @@ def test_train_grid_cli_missing_data(tmp_path: Path) -> None:
 
 
 # --- Ctrl-C -------------------------------------------------------------------------------
-class _HangingServer:
+class _HangingServer(LocalServer):
     """Each request blocks until `release` is set (then 404), so a download is in flight
     for as long as the test wants; `started` is set by the first request."""
 
@@ -127,31 +126,18 @@ class _HangingServer:
         self.hits: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 server.hits.append(self.path)
                 server.started.set()
                 server.release.wait(60)
-                try:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
+                self.send(404, b"")
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+        super().__init__(Handler)
 
     def close(self) -> None:
         self.release.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().close()
 
 
 @pytest.fixture

@@ -7,12 +7,12 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import LocalServer, QuietHandler
 from PIL import Image
 
 from posterlite.cli import main
@@ -30,7 +30,7 @@ def _jpeg(seed: int) -> bytes:
     return buffer.getvalue()
 
 
-class _Server:
+class _Server(LocalServer):
     """/good/<n>.jpg, /corrupt.jpg, /truncated.jpg, /missing.jpg (404), /slow.jpg, /flaky.jpg."""
 
     def __init__(self) -> None:
@@ -38,48 +38,28 @@ class _Server:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 with server.lock:
                     server.hits[self.path] = server.hits.get(self.path, 0) + 1
                     hits = server.hits[self.path]
                 if self.path.startswith("/good/"):
-                    self._send(200, _jpeg(int(Path(self.path).stem)))
+                    self.send(200, _jpeg(int(Path(self.path).stem)))
                 elif self.path == "/corrupt.jpg":  # a CDN error page served as 200
-                    self._send(200, b"<html><body>Service unavailable</body></html>")
+                    self.send(200, b"<html><body>Service unavailable</body></html>")
                 elif self.path == "/truncated.jpg":
-                    self._send(200, _jpeg(97)[:300])
+                    self.send(200, _jpeg(97)[:300])
                 elif self.path == "/slow.jpg":
                     time.sleep(SLOW_SECONDS)
-                    self._send(200, _jpeg(99))
+                    self.send(200, _jpeg(99))
                 elif self.path == "/busy.jpg" or (self.path == "/flaky.jpg" and hits == 1):
-                    self._send(503, b"busy")
+                    self.send(503, b"busy")
                 elif self.path == "/flaky.jpg":
-                    self._send(200, _jpeg(98))
+                    self.send(200, _jpeg(98))
                 else:
-                    self._send(404, b"not found")
+                    self.send(404, b"not found")
 
-            def _send(self, code: int, body: bytes) -> None:
-                try:
-                    self.send_response(code)
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (timeout test)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture
