@@ -52,16 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         "--eval-limit", type=int, default=None, help="check on the first N validation posters"
     )
     args = parser.parse_args(argv)
-    if args.render_only:
-        payload = rio.load_json(args.results, NAME)
-    else:
-        payload = measure(args, argv)
-        rio.save_json(args.results, NAME, payload)
-        # render from what was saved, so a measuring run and --render-only give the same bytes
-        payload = rio.load_json(args.results, NAME)
-    text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
-    print(text)
+    payload = rio.measured_or_loaded(args, NAME, lambda: measure(args, argv))
+    rio.publish(args.results, NAME, render(payload))
     return 0
 
 
