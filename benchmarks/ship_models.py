@@ -28,22 +28,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+from posterlite.bench import SHIPPED_MODELS
 from posterlite.card import MODEL_NAME, read_card
 from posterlite.fileio import atomic_write_text, sha256_file
 from posterlite.preprocess import PREPROCESS_VERSION
+from posterlite.train.config import RUN_FILES
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 MANIFEST = MODELS / "manifest.csv"
-ORDER = (
-    "cnn",
-    "cnn_smote",
-    "mobilenet_v1",
-    "mobilenet_v1_smote",
-    "mobilenet_v2",
-    "mobilenet_v2_smote",
-    "mobilenet_v2_160",
-)
+ORDER = SHIPPED_MODELS
 GATE_NAME = "int8_gate.json"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 MAX_DROP = 0.01
@@ -55,16 +49,7 @@ TARGET_RSS_GB = 4.0
 TARGET_FAST_MAP_GAP = 0.02
 
 
-ARTIFACTS = (
-    "model.keras",
-    "card.json",
-    "history.json",
-    "report.json",
-    "report.md",
-    "thresholds.json",
-    "curves.png",
-    "confusion.png",
-)
+ARTIFACTS = RUN_FILES
 
 
 # --- installing ----------------------------------------------------------------------------

@@ -23,18 +23,10 @@ from tiny_models import make_posters
 from posterlite.cli import main
 from posterlite.genres import DEFAULT_GENRES
 from posterlite.manifest import write_manifest
+from posterlite.train.config import RUN_FILES
 
 POSTERLITE = Path(sys.executable).with_name("posterlite")
-TRAIN_FILES = (
-    "model.keras",
-    "card.json",
-    "history.json",
-    "report.json",
-    "report.md",
-    "thresholds.json",
-    "curves.png",
-    "confusion.png",
-)
+TRAIN_FILES = RUN_FILES
 
 
 # --- train --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from posterlite.card import read_card
 from posterlite.manifest import ManifestRow, write_manifest
 from posterlite.smote import codes_to_labels, label_codes, plan_smote, smote_multilabel
 from posterlite.train import grid
+from posterlite.train.config import RUN_FILES
 
 LABEL_SETS = (
     ("Action", "Crime"),
@@ -26,16 +27,7 @@ LABEL_SETS = (
     ("Other",),
     ("Drama", "Other"),
 )
-ARTIFACTS = (
-    "model.keras",
-    "card.json",
-    "history.json",
-    "report.json",
-    "report.md",
-    "thresholds.json",
-    "curves.png",
-    "confusion.png",
-)
+ARTIFACTS = RUN_FILES
 TINY = T.TrainConfig(
     input_size=32,
     epochs=1,

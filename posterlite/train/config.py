@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from posterlite.card import CARD_NAME, MODEL_NAME
 from posterlite.errors import PosterliteError
 from posterlite.fileio import (
     atomic_write_text,
@@ -62,6 +63,19 @@ CONFUSION_PNG = "confusion.png"
 
 
 THRESHOLDS_NAME = "thresholds.json"
+
+
+# Every file a finished run writes into its folder: what shipping a run copies.
+RUN_FILES: tuple[str, ...] = (
+    MODEL_NAME,
+    CARD_NAME,
+    HISTORY_NAME,
+    REPORT_JSON,
+    REPORT_MD,
+    THRESHOLDS_NAME,
+    CURVES_PNG,
+    CONFUSION_PNG,
+)
 
 
 @dataclass(frozen=True)
