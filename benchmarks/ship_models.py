@@ -37,7 +37,6 @@ from posterlite.train.config import RUN_FILES
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
 MANIFEST = MODELS / "manifest.csv"
-ORDER = SHIPPED_MODELS
 GATE_NAME = "int8_gate.json"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 MAX_DROP = 0.01
@@ -47,9 +46,6 @@ TARGET_TUNED_F1 = 0.60
 TARGET_WALL_MIN = 60.0
 TARGET_RSS_GB = 4.0
 TARGET_FAST_MAP_GAP = 0.02
-
-
-ARTIFACTS = RUN_FILES
 
 
 # --- installing ----------------------------------------------------------------------------
@@ -64,7 +60,7 @@ def install(name: str, run_dir: Path, models: Path = MODELS) -> Path:
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
-    for artifact in ARTIFACTS:
+    for artifact in RUN_FILES:
         if (run_dir / artifact).is_file():
             shutil.copy2(run_dir / artifact, staging / artifact)
     target, old = models / name, models / f".{name}.old"
@@ -96,7 +92,7 @@ def record_selection(name: str, spec: str, models: Path = MODELS) -> dict:
 
 # --- measuring ---------------------------------------------------------------------------
 def model_dirs(models: Path = MODELS) -> list[Path]:
-    return [models / n for n in ORDER if (models / n / MODEL_NAME).is_file()]
+    return [models / n for n in SHIPPED_MODELS if (models / n / MODEL_NAME).is_file()]
 
 
 def gate(folder: Path, cache: Path) -> dict:
