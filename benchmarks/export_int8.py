@@ -109,15 +109,15 @@ def tflite_on_sample(path: Path, posters: LabelledSet):
     return _accuracy(posters, result, model.genres)
 
 
-def export_one(run: Path, posters: LabelledSet, args: argparse.Namespace) -> str:
-    """Export one run folder; returns a one-line summary."""
+def export_one(run: Path, posters: LabelledSet, calibration: str, args: argparse.Namespace) -> str:
+    """Export one run folder (`calibration`: `calibration_digest()`, the same for every
+    run); returns a one-line summary."""
     from posterlite.convert import convert_model
 
     keras_path = run / "model.keras"
     if not keras_path.is_file():
         raise PosterliteError(f"{run}: no model.keras")
     keras_sha = sha256_file(keras_path)
-    calibration = calibration_digest()
     if not args.force and up_to_date(run, keras_sha, posters, calibration):
         return f"{run.name}: up to date ({bench.shipped_file(run, FORMAT)})"
     started = time.perf_counter()
@@ -205,10 +205,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     names = args.names or [n for n in bench.SHIPPED_MODELS if (args.models / n).is_dir()]
     posters = bench.load_labelled_set(args.sample)
+    calibration = calibration_digest()  # hashes every calibration image: once, not per run
     failed = 0
     for name in names:
         try:
-            print(export_one(args.models / name, posters, args), flush=True)
+            print(export_one(args.models / name, posters, calibration, args), flush=True)
         except PosterliteError as exc:
             failed += 1
             print(f"{name}: error: {exc}", file=sys.stderr, flush=True)
