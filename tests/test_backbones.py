@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import LocalServer, QuietHandler
 
 tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
@@ -255,37 +254,25 @@ def test_cli_import_writes_weights_and_record(random_v1_tflite: Path, tmp_path: 
 
 
 # --- resolving weights -----------------------------------------------------------------
-class _WeightsServer:
-    """A real HTTP server on 127.0.0.1 standing in for Keras' weight storage: serves the
-    files in `files` (path -> bytes), 404 for anything else."""
+class _WeightsServer(LocalServer):
+    """Stands in for Keras' weight storage: serves the files in `files` (path -> bytes),
+    404 for anything else."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.hits: list[str] = []
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:  # noqa: N802 - http.server's name
                 server.hits.append(self.path)
                 body = server.files.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                body = body if body is not None else b"not found"
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+                if body is None:
+                    self.send(404, b"not found")
+                else:
+                    self.send(200, body)
 
-            def log_message(self, *args) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 @pytest.fixture(scope="module")
