@@ -831,19 +831,15 @@ def keras_deltas(rows: Sequence[BenchRow], specs: Sequence[ModelSpec]) -> None:
     for row in rows:
         if row.kind != "posterlite" or row.accuracy is None:
             continue
-        if row.model in measured:
-            base = measured[row.model]
+        base: MultiLabelReport | KerasReference | None = measured.get(row.model)
+        source = "measured"
+        if base is None:
+            base, source = recorded.get(row.model), "recorded"
+        if base is not None:
             row.vs_keras = KerasDelta(
                 row.accuracy.mean_average_precision - base.mean_average_precision,
                 row.accuracy.macro_f1 - base.macro_f1,
-                "measured",
-            )
-        elif row.model in recorded:
-            ref = recorded[row.model]
-            row.vs_keras = KerasDelta(
-                row.accuracy.mean_average_precision - ref.mean_average_precision,
-                row.accuracy.macro_f1 - ref.macro_f1,
-                "recorded",
+                source,
             )
 
 
