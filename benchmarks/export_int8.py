@@ -196,10 +196,24 @@ def export_one(run: Path, posters: LabelledSet, calibration: str, args: argparse
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("names", nargs="*", help="run folders under --models (default: six)")
-    parser.add_argument("--models", type=Path, default=bench.MODELS_DIR)
-    parser.add_argument("--sample", type=Path, default=bench.DEFAULT_SAMPLE)
-    parser.add_argument("--max-drop", type=float, default=DEFAULT_MAX_DROP)
+    parser.add_argument(
+        "names", nargs="*", help="run folders under --models (default: every shipped model)"
+    )
+    parser.add_argument(
+        "--models", type=Path, default=bench.MODELS_DIR, help="folder of the trained runs"
+    )
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        default=bench.DEFAULT_SAMPLE,
+        help="labelled posters the Keras figures are recorded on (bench's default sample)",
+    )
+    parser.add_argument(
+        "--max-drop",
+        type=float,
+        default=DEFAULT_MAX_DROP,
+        help="largest int8 mAP drop vs Keras on the val split that passes the gate",
+    )
     parser.add_argument("--eval-limit", type=int, default=None, help="gate on N val posters")
     parser.add_argument("--force", action="store_true", help="redo up-to-date models")
     args = parser.parse_args(argv)
