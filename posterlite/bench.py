@@ -289,7 +289,8 @@ def resolve_models(
         reference = None
         for path in wanted.values():
             reference = reference or fitting_reference(recorded_reference(path), posters)
-        if reference is None and posters is not None:
+        if reference is None and posters is not None and "int8" not in wanted:
+            # With int8 among the formats its shipped file was already looked at above.
             shipped, _ = _shipped_if_fresh(folder, "int8", keras_path)
             reference = fitting_reference(recorded_reference(shipped), posters) if shipped else None
         if keras_baseline and (reference is None or posters is None):
