@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import REPO, make_poster
-from tiny_models import THRESHOLDS, convert_tiny_run
+from tiny_models import THRESHOLDS, session_tiny_run
 
 from posterlite import browser
 from posterlite.cli import main
@@ -38,7 +38,7 @@ needs_browser = pytest.mark.skipif(
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return convert_tiny_run(tmp_path_factory.mktemp("browser"))
+    return session_tiny_run(tmp_path_factory)
 
 
 def _one_line_error(result) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_poster
-from tiny_models import SIZE, THRESHOLDS, convert_tiny_run
+from tiny_models import SIZE, THRESHOLDS, session_tiny_run
 
 from posterlite.cli import main
 from posterlite.genres import DEFAULT_GENRES
@@ -33,7 +33,7 @@ from posterlite.runtime import PosterModel
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return convert_tiny_run(tmp_path_factory.mktemp("metadata"))
+    return session_tiny_run(tmp_path_factory)
 
 
 def _bare_copy(source: Path, target: Path) -> Path:
