@@ -608,11 +608,13 @@ def _read_sidecar(path: Path) -> dict | None:
 _FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, OverflowError, UnicodeDecodeError)
 
 
-def read_metadata(path: Path, with_tensors: bool = True) -> ModelInfo:
+def read_metadata(path: Path, with_tensors: bool = True, n_outputs: int | None = None) -> ModelInfo:
     """Labels, thresholds, normalization, name and version of a `.tflite`.
 
     Source order: the embedded TFLite Metadata, then the JSON sidecar, then the default
-    genre scheme with threshold 0.5 everywhere. Runtime-only (no TensorFlow).
+    genre scheme with threshold 0.5 everywhere. Runtime-only (no TensorFlow). The labels
+    are checked against the model's output count: read from the tensors (`with_tensors`)
+    or given by a caller that already holds an interpreter (`n_outputs`).
     """
     from posterlite.interpreter import check_model_file
 
@@ -629,7 +631,8 @@ def read_metadata(path: Path, with_tensors: bool = True) -> ModelInfo:
             f"{path}: not a usable TFLite model (corrupt or truncated flatbuffer: "
             f"{type(exc).__name__})"
         ) from exc
-    n_outputs = output_info.shape[-1] if output_info and output_info.shape else None
+    if n_outputs is None and output_info and output_info.shape:
+        n_outputs = output_info.shape[-1]
 
     name, version, description, parser = path.stem, "", "", ""
     mean, std, default_threshold = NORM_MEAN, NORM_STD, DEFAULT_THRESHOLD

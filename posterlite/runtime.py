@@ -140,18 +140,9 @@ class PosterModel:
         shape = tuple(int(v) for v in inputs[0]["shape"])
         if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
             raise PosterliteError(f"{path}: input shape {list(shape)} is not (N, S, S, 3)")
-        info = read_metadata(path, with_tensors=False)
-        n_outputs = int(outputs[0]["shape"][-1])
+        # The interpreter already knows the output count: metadata checks the labels on it.
+        info = read_metadata(path, with_tensors=False, n_outputs=int(outputs[0]["shape"][-1]))
         genres, thresholds = info.genres, info.thresholds
-        if len(genres) != n_outputs and info.source != "default":
-            # Renaming the outputs would hand an app scores under the wrong genre names.
-            raise PosterliteError(
-                f"{path}: the model has {n_outputs} outputs but its {info.source} names "
-                f"{len(genres)} labels"
-            )
-        if len(genres) != n_outputs:
-            genres = tuple(f"class_{index}" for index in range(n_outputs))
-            thresholds = tuple(info.default_threshold for _ in genres)
         model = cls(
             path=path,
             interpreter=interpreter,
