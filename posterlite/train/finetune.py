@@ -602,8 +602,8 @@ def export_at_size(source: Path, size: int, out_dir: Path, ws: Workspace | None 
     import keras
 
     from posterlite.card import read_card, write_card
-    from posterlite.metrics import evaluate, report_markdown, tune_thresholds
-    from posterlite.train.reports import plot_confusion, summary
+    from posterlite.metrics import evaluate, tune_thresholds
+    from posterlite.train.reports import plot_confusion, report_md_titled, summary
 
     started = time.perf_counter()
     ws = ws or Workspace()
@@ -629,14 +629,8 @@ def export_at_size(source: Path, size: int, out_dir: Path, ws: Workspace | None 
     write_json(
         out_dir / REPORT_JSON, {"threshold_0.5": at_half.to_dict(), "tuned": tuned.to_dict()}
     )
-    atomic_write_text(
-        out_dir / REPORT_MD,
-        f"# Validation report: {name} ({card.name} exported at {size} px)\n\n"
-        "## At the default threshold 0.5\n\n"
-        + report_markdown(at_half)
-        + "\n## At per-genre thresholds tuned on this same validation set (optimistic)\n\n"
-        + report_markdown(tuned),
-    )
+    title = f"{name} ({card.name} exported at {size} px)"
+    atomic_write_text(out_dir / REPORT_MD, report_md_titled(title, at_half, tuned))
     write_json(
         out_dir / THRESHOLDS_NAME,
         {"genres": list(data.genres), "thresholds": [float(t) for t in thresholds]},

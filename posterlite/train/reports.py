@@ -15,7 +15,6 @@ from posterlite.fileio import (
     jsonable,
 )
 from posterlite.preprocess import pixels_to_input
-from posterlite.train.config import TrainConfig
 from posterlite.train.dataset import Dataset, Workspace, decode_batch
 
 
@@ -49,18 +48,6 @@ def summary(report: Any, tuned: Any) -> dict:
             "tuned_macro_f1": tuned.macro_f1,
             "tuned_micro_f1": tuned.micro_f1,
         }
-    )
-
-
-def report_md(config: TrainConfig, report: Any, tuned: Any) -> str:
-    from posterlite.metrics import report_markdown
-
-    return (
-        f"# Validation report: {config.name} ({config.run_id})\n\n"
-        "## At the default threshold 0.5\n\n"
-        + report_markdown(report)
-        + "\n## At per-genre thresholds tuned on this same validation set (optimistic)\n\n"
-        + report_markdown(tuned)
     )
 
 

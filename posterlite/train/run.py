@@ -42,7 +42,6 @@ from posterlite.train.reports import (
     consistency_check,
     plot_confusion,
     plot_curves,
-    report_md,
     report_md_titled,
     summary,
 )
@@ -89,7 +88,9 @@ def train_run(
         os.replace(staged, tmp)
     write_json(out_dir / HISTORY_NAME, trained.history)
     write_json(out_dir / REPORT_JSON, {"threshold_0.5": report.to_dict(), "tuned": tuned.to_dict()})
-    atomic_write_text(out_dir / REPORT_MD, report_md(config, report, tuned))
+    atomic_write_text(
+        out_dir / REPORT_MD, report_md_titled(f"{config.name} ({config.run_id})", report, tuned)
+    )
     write_json(
         out_dir / THRESHOLDS_NAME,
         {"genres": list(data.genres), "thresholds": [float(t) for t in thresholds]},
