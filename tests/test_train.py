@@ -403,3 +403,41 @@ def test_export_at_another_size(e2e_run, tmp_path):
     assert model.input_shape[1:] == (48, 48, 3)
     for a, b in zip(source.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)  # same network, another input size
+
+
+def test_blend_targets_is_the_weighted_mean_and_checks_shapes():
+    from posterlite.errors import PosterliteError
+    from posterlite.train.distill import blend_targets
+
+    labels = np.array([[1, 0], [0, 1]], np.float32)
+    teacher = np.array([[0.6, 0.2], [0.1, 0.3]], np.float32)
+    np.testing.assert_allclose(blend_targets(labels, teacher, 0.0), labels)
+    np.testing.assert_allclose(blend_targets(labels, teacher, 1.0), teacher)
+    np.testing.assert_allclose(blend_targets(labels, teacher, 0.5), [[0.8, 0.1], [0.05, 0.65]])
+    with pytest.raises(PosterliteError, match="do not match"):
+        blend_targets(labels, teacher[:1], 0.5)
+
+
+def test_distillation_and_ema_in_end_to_end_fine_tune(e2e_run, tmp_path):
+    """A tiny fine-tune distilled from the e2e_run model, validated on EMA weights: the
+    teacher outputs are cached once and reused; a missing teacher is a clear error."""
+    from posterlite.errors import PosterliteError
+    from posterlite.train.distill import teacher_probabilities
+
+    teacher, ws = e2e_run
+    config = _e2e_config(schedule=((32, 1),), ema=0.9, teachers=(str(teacher),), distill=0.5)
+    out = tmp_path / "student"
+    T.train_run(config, _write_tiny_manifest(tmp_path), out, ws)
+    e2e = read_card(out).extra["end_to_end"]
+    assert e2e["weights_validated"] == "EMA (momentum 0.9)"
+    assert e2e["distillation"]["alpha"] == 0.5
+    assert list(e2e["distillation"]["teachers"]) == [str(teacher)]
+    assert 0.0 <= e2e["distillation"]["teacher_train_map"] <= 1.0
+    cached = list((ws.cache / "teachers").glob("*.npy"))
+    assert len(cached) == 1
+    probabilities = np.load(cached[0])
+    assert probabilities.shape[1] == 6 and (probabilities > 0).all() and (probabilities < 1).all()
+    with pytest.raises(PosterliteError, match="no model.keras"):
+        teacher_probabilities([str(tmp_path / "nowhere")], np.zeros((1, 8, 8, 3)), ["k"], ws.cache)
+    with pytest.raises(PosterliteError, match="needs at least one --ft-teacher"):
+        T.EndToEndConfig(distill=0.5)

@@ -103,6 +103,13 @@ class EndToEndConfig:
     patience: int = 2  # epochs without a better validation mAP before stopping
     cache_size: int = 224  # decoded uint8 cache side (load_poster), crops are resized from it
     steps_per_epoch: int | None = None  # None: one pass over train (tests: fewer)
+    # Exponential moving average of the weights (Keras' optimizer EMA), 0: off. When on,
+    # validation, early stopping and the kept best epoch use the averaged weights.
+    ema: float = 0.0
+    # Distillation: model folders whose averaged probabilities on the (un-augmented) train
+    # posters become soft targets, target = (1 - distill) x labels + distill x teachers.
+    teachers: tuple[str, ...] = ()
+    distill: float = 0.0
 
     def __post_init__(self) -> None:
         if not self.schedule or any(s < 32 or e < 1 for s, e in self.schedule):
@@ -115,6 +122,12 @@ class EndToEndConfig:
             raise PosterliteError("--ft-crop-scale must be in [0.05, 1], crop ratio in [0.2, 1]")
         if self.learning_rate <= 0 or self.head_lr_multiplier <= 0 or self.patience < 1:
             raise PosterliteError("fine-tune lr, head lr multiplier and patience must be > 0")
+        if not 0.0 <= self.ema < 1.0:
+            raise PosterliteError(f"--ft-ema must be in [0, 1), got {self.ema}")
+        if not 0.0 <= self.distill <= 1.0:
+            raise PosterliteError(f"--ft-distill must be in [0, 1], got {self.distill}")
+        if self.distill > 0 and not self.teachers:
+            raise PosterliteError("--ft-distill needs at least one --ft-teacher")
 
     @property
     def epochs(self) -> int:
@@ -203,6 +216,11 @@ class TrainConfig:
         ):
             if fields[name] == default:
                 del fields[name]  # keys of runs from before these fields stay valid
+        e2e = fields.get("end_to_end")
+        if e2e is not None:
+            for name, default in (("ema", 0.0), ("teachers", ()), ("distill", 0.0)):
+                if e2e.get(name) == default:
+                    del e2e[name]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 

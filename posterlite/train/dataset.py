@@ -368,3 +368,25 @@ def activation_batches(
             self.mirror = self.rng.random(len(rows)) < 0.5
 
     return Batches()
+
+
+EVAL_BATCH = 64
+
+
+def predict_pixels(model: Any, pixels: np.ndarray, size: int | None = None) -> np.ndarray:
+    """Probabilities for uint8 posters (memmap ok); resized (bilinear, no antialias) if the
+    model runs at another size than the cache."""
+    import tensorflow as tf
+
+    cache = pixels.shape[1:]
+
+    def load(i: Any) -> Any:
+        row = tf.numpy_function(lambda j: np.asarray(pixels[int(j)]), [i], tf.uint8)
+        x = tf.cast(tf.ensure_shape(row, cache), tf.float32)
+        if size is not None and size != cache[0]:
+            x = tf.image.resize(x[None], (size, size), "bilinear", antialias=False)[0]
+        return x / 127.5 - 1.0
+
+    data = tf.data.Dataset.range(len(pixels)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
+    data = data.batch(EVAL_BATCH).prefetch(2)
+    return np.asarray(model.predict(data, verbose=0), dtype=np.float64)

@@ -51,8 +51,10 @@ from posterlite.train.dataset import (
     activation_store_path,
     cached_activations,
     decoded_pixels,
+    predict_pixels,
     weights_sha256,
 )
+from posterlite.train.distill import blend_targets, teacher_files, teacher_probabilities
 from posterlite.train.models import (
     assemble,
     compile_for_training,
@@ -154,7 +156,6 @@ LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
 OPTIMIZER_STATE = "optimizer.npz"
 BEST_VAL = "best_val_probabilities.npy"
-EVAL_BATCH = 64
 
 
 def augment(image: Any, seed: Any, size: int, e2e: EndToEndConfig) -> Any:
@@ -261,25 +262,6 @@ def train_batches(
     return data.batch(batch).prefetch(2)
 
 
-def predict_pixels(model: Any, pixels: np.ndarray, size: int | None = None) -> np.ndarray:
-    """Probabilities for uint8 posters (memmap ok); resized (bilinear, no antialias) if the
-    model runs at another size than the cache."""
-    import tensorflow as tf
-
-    cache = pixels.shape[1:]
-
-    def load(i: Any) -> Any:
-        row = tf.numpy_function(lambda j: np.asarray(pixels[int(j)]), [i], tf.uint8)
-        x = tf.cast(tf.ensure_shape(row, cache), tf.float32)
-        if size is not None and size != cache[0]:
-            x = tf.image.resize(x[None], (size, size), "bilinear", antialias=False)[0]
-        return x / 127.5 - 1.0
-
-    data = tf.data.Dataset.range(len(pixels)).map(load, num_parallel_calls=tf.data.AUTOTUNE)
-    data = data.batch(EVAL_BATCH).prefetch(2)
-    return np.asarray(model.predict(data, verbose=0), dtype=np.float64)
-
-
 def warmup_cosine(peak: float, warmup_steps: int, total_steps: int) -> Any:
     """Linear warm-up to `peak`, then cosine decay to 0 at `total_steps` (per optimizer step)."""
     import keras
@@ -317,6 +299,16 @@ def _run_epoch(step: Any, batches: Any, bar: Any) -> float:
         bar.update(1)
         bar.set_postfix_str(f"loss {total / count:.4f}")
     return total / max(count, 1)
+
+
+def _swap_in_averages(
+    optimizers: Sequence[Any], backbone_vars: Sequence[Any], head_vars: Sequence[Any]
+) -> list[np.ndarray]:
+    """Write the optimizers' moving averages into the weights; return the live weights."""
+    live = [np.asarray(v) for v in list(backbone_vars) + list(head_vars)]
+    optimizers[0].finalize_variable_values(backbone_vars)
+    optimizers[1].finalize_variable_values(head_vars)
+    return live
 
 
 def _save_optimizers(path: Path, optimizers: Sequence[Any]) -> None:
@@ -397,6 +389,20 @@ def fine_tune_all(
     # Balance weights from the distribution the epochs actually see.
     seen = data.train.labels if pool is None else data.train.labels[pool]
     loss_fn = make_loss(seen if config.class_weighted else None)
+    targets, distill_info = data.train.labels, {}
+    if e2e.distill > 0:
+        teacher = teacher_probabilities(e2e.teachers, train_px, data.train.keys, ws.cache)
+        targets = blend_targets(data.train.labels, teacher, e2e.distill)
+        distill_info = {
+            "teachers": {
+                t: sha256_file(f)
+                for t, f in zip(e2e.teachers, teacher_files(e2e.teachers), strict=True)
+            },
+            "alpha": e2e.distill,
+            "teacher_train_map": float(
+                evaluate(data.train.labels, teacher, data.genres).mean_average_precision
+            ),
+        }
 
     n = len(data.train.paths)
     steps = math.ceil(n / config.batch_size)
@@ -406,13 +412,13 @@ def fine_tune_all(
     warmup = max(1, int(round(e2e.warmup_epochs * steps)))
     peak_head = e2e.learning_rate * e2e.head_lr_multiplier
     backbone_vars, head_vars = flexible.trainable_variables, head.trainable_variables
+    # Keras' optimizer EMA: averages kept beside the weights, swapped in to validate.
+    ema = {"use_ema": True, "ema_momentum": e2e.ema} if e2e.ema > 0 else {}
     optimizers = [
         keras.optimizers.AdamW(
-            warmup_cosine(e2e.learning_rate, warmup, total_steps), weight_decay=e2e.weight_decay
-        ),
-        keras.optimizers.AdamW(
-            warmup_cosine(peak_head, warmup, total_steps), weight_decay=e2e.weight_decay
-        ),
+            warmup_cosine(peak, warmup, total_steps), weight_decay=e2e.weight_decay, **ema
+        )
+        for peak in (e2e.learning_rate, peak_head)
     ]
     optimizers[0].build(backbone_vars)
     optimizers[1].build(head_vars)
@@ -468,9 +474,10 @@ def fine_tune_all(
         bar.set_description(f"fine-tune epoch {epoch + 1}/{len(sizes)} @{size}px")
         order = epoch_indices(n, epoch, config.seed, pool, steps * config.batch_size)
         batches = train_batches(
-            train_px, data.train.labels, order, size, config.batch_size, config.seed, epoch, e2e
+            train_px, targets, order, size, config.batch_size, config.seed, epoch, e2e
         )
         loss = _run_epoch(step, batches, bar)
+        live = _swap_in_averages(optimizers, backbone_vars, head_vars) if ema else None
         val_p = predict_pixels(trainer, val_px)
         val_map = evaluate(data.val.labels, val_p, data.genres).mean_average_precision
         history = state["history"]
@@ -485,6 +492,9 @@ def fine_tune_all(
             _save_array(ckpt / BEST_VAL, val_p)
         elif epoch + 1 - state["best_epoch"] >= e2e.patience:
             state["stopped"] = True  # early stop: the best epoch is kept
+        if live is not None:  # training continues from the live weights, not the averages
+            for variable, value in zip(backbone_vars + head_vars, live, strict=True):
+                variable.assign(value)
         _save_weights(trainer, ckpt / LAST_WEIGHTS)
         _save_optimizers(ckpt / OPTIMIZER_STATE, optimizers)
         write_json(state_path, state)
@@ -517,6 +527,8 @@ def fine_tune_all(
             "loss": "class-balanced BCE"
             + (" (weights from the sampled distribution)" if pool is not None else ""),
             "sampler": pool_info or "uniform permutation per epoch",
+            "weights_validated": f"EMA (momentum {e2e.ema})" if ema else "live weights",
+            "distillation": distill_info or "none",
             "augmentation": "random-resized crop (bilinear, antialias=False) + flip + "
             "brightness/contrast/saturation jitter, stateless (seeded)",
             "decoded_cache": str(Path(train_px.filename)) if hasattr(train_px, "filename") else "",
