@@ -344,6 +344,30 @@ def _echo_grid(result, out: Path) -> None:
     help="--fine-tune all: stop after this many epochs without a better val mAP.",
 )
 @click.option(
+    "--ft-ema",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="--fine-tune all: weight moving-average momentum (e.g. 0.995; 0: off); validation "
+    "and the kept epoch use the averaged weights.",
+)
+@click.option(
+    "--ft-teacher",
+    "ft_teachers",
+    type=click.Path(path_type=Path),
+    multiple=True,
+    help="--fine-tune all: a trained model folder to distil from (repeat for an ensemble; "
+    "their mean probabilities on the train posters are cached).",
+)
+@click.option(
+    "--ft-distill",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="--fine-tune all: weight of the teachers' soft targets (target = (1-w) x labels + "
+    "w x teachers; needs --ft-teacher).",
+)
+@click.option(
     "--head-hidden",
     type=int,
     default=256,
@@ -381,6 +405,9 @@ def train(
     ft_jitter: float,
     ft_sampler: str | None,
     ft_patience: int,
+    ft_ema: float,
+    ft_teachers: tuple[Path, ...],
+    ft_distill: float,
     head_hidden: int,
     seed: int,
     time_budget: float | None,
@@ -414,6 +441,9 @@ def train(
             jitter=ft_jitter,
             sampler=ft_sampler or ("powerset" if smote else "none"),
             patience=ft_patience,
+            ema=ft_ema,
+            teachers=tuple(str(t) for t in ft_teachers),
+            distill=ft_distill,
         )
         blocks = 0
     elif fine_tune.strip().isdigit():
