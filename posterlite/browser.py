@@ -11,9 +11,17 @@ The benchmark serves that same page's code (plus `bench.html`) from a local HTTP
 (`Emulation.setCPUThrottlingRate`; Lighthouse's mobile profile uses 4x). In the page it
 measures model load, per-poster latency with decode excluded (warm runs on one poster)
 and included (every labelled poster from its file bytes), and the scores that accuracy is
-computed from. Runtimes: LiteRT.js (`@litertjs/core`, XNNPACK in WebAssembly, one thread)
-and MediaPipe Tasks for Web (`@mediapipe/tasks-vision`, the web build of MediaPipe's C++
-ImageClassifier, which reads the TFLite metadata).
+computed from. Runtimes: LiteRT.js (`@litertjs/core`, XNNPACK in WebAssembly: its
+relaxed-SIMD build on one thread, or its threaded build with `--browser-threads N`) and
+MediaPipe Tasks for Web (`@mediapipe/tasks-vision`, the web build of MediaPipe's C++
+ImageClassifier, which reads the TFLite metadata; SIMD build, one thread: it ships no
+threaded build). Which `.wasm` each runtime fetched, the browser's WebAssembly features and
+the threads used are read from the page and recorded in every row.
+
+WebAssembly threads need a cross-origin isolated page: the local server (bench and
+`posterlite web --serve`) sends `Cross-Origin-Opener-Policy: same-origin` and
+`Cross-Origin-Embedder-Policy: require-corp`. A static host without those headers still
+gets a working page, on one thread.
 
 What this measures is a browser engine on this machine's CPU, slowed by Chromium's
 throttling; not a phone's NPU/GPU, its memory bandwidth or its thermal limits.
@@ -65,6 +73,45 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-sync",
 )
 PAGE_FILES: tuple[str, ...] = ("index.html", "app.js", "posterlite.js")
+# Cross-origin isolation (SharedArrayBuffer, so WebAssembly threads) needs both headers.
+ISOLATION_HEADERS: dict[str, str] = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+}
+# What each vendored .wasm build is (checked on the files in tests/test_browser.py: shared
+# memory = threads, v128 locals = SIMD128; relaxed SIMD: V8 without relaxed SIMD rejects
+# exactly the three LiteRT.js builds that LiteRT.js's loader keeps for relaxed-SIMD browsers).
+WASM_VARIANTS: dict[str, str] = {
+    "litert_wasm_internal.wasm": "relaxed SIMD, no threads",
+    "litert_wasm_threaded_internal.wasm": "relaxed SIMD + threads",
+    "litert_wasm_compat_internal.wasm": "SIMD128 (no relaxed SIMD), no threads",
+    "litert_wasm_jspi_internal.wasm": "relaxed SIMD + JSPI, no threads",
+    "vision_wasm_internal.wasm": "SIMD128 (no relaxed SIMD), no threads",
+    "vision_wasm_module_internal.wasm": "SIMD128 (no relaxed SIMD), no threads",
+    "vision_wasm_nosimd_internal.wasm": "no SIMD, no threads",
+}
+# The issue-13 target: browser p50 <= 4x native LiteRT's, same thread count, same run.
+RATIO_TARGET = 4.0
+PAGE_README = """\
+# posterlite page
+
+A static page: open `index.html` from any static web host (not from `file://`).
+Everything runs in the browser; no poster leaves the device.
+
+## Threads
+
+The page runs LiteRT.js with up to 4 threads (WebAssembly threads) when the browser allows
+it, which needs a *cross-origin isolated* page. Serve every file with these two headers:
+
+    Cross-Origin-Opener-Policy: same-origin
+    Cross-Origin-Embedder-Policy: require-corp
+
+`posterlite web --serve` sends them. Netlify and Cloudflare Pages read them from the
+`_headers` file beside this README; on nginx: `add_header Cross-Origin-Opener-Policy
+same-origin always; add_header Cross-Origin-Embedder-Policy require-corp always;`.
+Without them (GitHub Pages, a plain file server) the page still works, on one thread.
+"""
+
 BENCH_FILES: tuple[str, ...] = ("bench.html", "bench.js", "posterlite.js")
 
 
@@ -155,6 +202,7 @@ def model_config(path: Path, runtime: str, versions: dict[str, str]) -> dict[str
         "output_zero_point": int(zero_point),
         "runtime": runtime,
         "runtime_versions": {k: v for k, v in versions.items() if k in RUNTIME_PACKAGES},
+        "threads": 0,  # LiteRT.js: up to 4 where the page is cross-origin isolated, else 1
     }
 
 
@@ -212,11 +260,11 @@ def vendor_runtime(modules: Path, runtime: str, vendor: Path, link: bool = False
         }
     elif runtime == "litert":
         root = modules / "@litertjs" / "core"
-        files = {
-            "litert_wasm_internal.js": root / "wasm" / "litert_wasm_internal.js",
-            "litert_wasm_internal.wasm": root / "wasm" / "litert_wasm_internal.wasm",
-            "wasm-utils.js": modules / "@litertjs" / "wasm-utils" / "dist" / "index.js",
-        }
+        # The one-thread (relaxed SIMD) build and the threaded one, which a cross-origin
+        # isolated page loads for more than one thread.
+        names = [f"litert_wasm{b}_internal.{e}" for b in ("", "_threaded") for e in ("js", "wasm")]
+        files = {name: root / "wasm" / name for name in names}
+        files["wasm-utils.js"] = modules / "@litertjs" / "wasm-utils" / "dist" / "index.js"
         # The package imports its helper by bare name; a static host has no import map
         # resolver to rely on, so the import is pointed at the vendored file.
         code = (root / "dist" / "index.js").read_text(encoding="utf-8")
@@ -267,12 +315,19 @@ def build_site(
         vendor_runtime(tools.modules, runtime, out / "vendor", link=link)
     atomic_write_bytes(out / "model.tflite", static_batch_model(model.read_bytes()))
     atomic_write_text(out / "model.json", json.dumps(config, indent=1) + "\n")
+    if not bench:  # the page a person hosts: how to get threads from a static host
+        atomic_write_text(out / "README.md", PAGE_README)
+        headers = "".join(f"  {k}: {v}\n" for k, v in ISOLATION_HEADERS.items())
+        atomic_write_text(out / "_headers", f"/*\n{headers}")
     return Site(out, config)
 
 
 # ---------------------------------------------------------------------------- serving
 class _Handler(SimpleHTTPRequestHandler):
-    """Static files with the types browsers insist on (wasm streaming, JS modules)."""
+    """Static files with the types browsers insist on (wasm streaming, JS modules), and with
+    `isolated` the COOP/COEP headers that make the page cross-origin isolated (threads)."""
+
+    isolated = True
 
     extensions_map = {
         ".html": "text/html; charset=utf-8",
@@ -288,14 +343,28 @@ class _Handler(SimpleHTTPRequestHandler):
         "": "application/octet-stream",
     }
 
+    def end_headers(self) -> None:
+        if self.isolated:
+            for name, value in ISOLATION_HEADERS.items():
+                self.send_header(name, value)
+        super().end_headers()
+
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib name)
         pass  # the bench's progress is on stderr; per-request lines would drown it
 
 
+class _PlainHandler(_Handler):
+    isolated = False
+
+
 @contextlib.contextmanager
-def serve(directory: Path, port: int = 0, host: str = "127.0.0.1") -> Iterator[str]:
-    """Serve `directory` over HTTP on 127.0.0.1 in a thread; yields the base URL."""
-    handler = functools.partial(_Handler, directory=str(directory))
+def serve(
+    directory: Path, port: int = 0, host: str = "127.0.0.1", isolated: bool = True
+) -> Iterator[str]:
+    """Serve `directory` over HTTP on 127.0.0.1 in a thread; yields the base URL. With
+    `isolated` (default) every response carries COOP/COEP, so the page may use threads;
+    without, the page is served as a plain static host would (one thread)."""
+    handler = functools.partial(_Handler if isolated else _PlainHandler, directory=str(directory))
     try:
         server = ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
@@ -379,6 +448,13 @@ class BrowserMeasurement:
     pixel_scores: np.ndarray | None  # (N, G) fed posterlite's decoded pixels
     config: dict[str, Any] = field(default_factory=dict)
     user_agent: str = ""
+    # Read from the page: fetched .wasm, WebAssembly features, isolation, threads used
+    wasm: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def threads(self) -> int:
+        """Threads the runtime ran with, as the page reports it."""
+        return int(self.wasm.get("threads") or 1)
 
 
 def _poster_links(site: Path, paths: Sequence[Path]) -> list[str]:
@@ -432,10 +508,18 @@ def measure(
     with_host_pixels: bool = False,
     resize: str = "page",
     chromium: str | Path | None = None,
+    threads: int | Sequence[int] = 1,
 ) -> list[BrowserMeasurement]:
-    """Every runtime x throttle for one model, in one Chromium, from one local server."""
+    """Every runtime x thread count x throttle for one model, in one Chromium, from one local
+    (cross-origin isolated) server. A thread count > 1: LiteRT.js's threaded build with that
+    many threads, checked in the page (a page that could not use them is an error); MediaPipe
+    web has no threaded build: it runs once, on one thread (asked for the first count, so
+    its rows record what was asked and why it ran one)."""
     if not posters:
         raise PosterliteError("the browser bench needs at least one poster")
+    counts = [threads] if isinstance(threads, int) else list(dict.fromkeys(threads))
+    if not counts or any(t < 1 for t in counts):
+        raise PosterliteError(f"--browser-threads must be >= 1 (got {threads})")
     tools = find_tools(chromium)
     tools.check()
     with tempfile.TemporaryDirectory(prefix="posterlite-site-") as tmp:
@@ -453,6 +537,7 @@ def measure(
                 "job": {
                     "config": "model.json",
                     "runtime": runtime,
+                    "threads": count,
                     "posters": urls,
                     "warmup": warmup,
                     "runs": runs,
@@ -462,6 +547,7 @@ def measure(
                 },
             }
             for runtime in runtimes
+            for count in (counts if runtime == "litert" else counts[:1])
             for throttle in throttles
         ]
         with serve(site.root) as base:
@@ -476,6 +562,13 @@ def measure(
             [s if s is not None else [np.nan] * genres for s in result["scores"]], np.float64
         )
         pixel = result.get("pixel_scores")
+        wasm = dict(result.get("wasm") or {})
+        asked = int(spec["job"]["threads"])
+        if runtime == "litert" and int(wasm.get("threads") or 1) != asked:
+            raise PosterliteError(
+                f"{model.name} in LiteRT.js: asked for {asked} threads, the page ran "
+                f"{wasm.get('threads')} ({wasm.get('why_not_threaded') or 'no reason given'})"
+            )
         measurements.append(
             BrowserMeasurement(
                 model=Path(model),
@@ -493,6 +586,7 @@ def measure(
                 pixel_scores=None if pixel is None else np.asarray(pixel, np.float64),
                 config=site.config,
                 user_agent=result.get("user_agent", ""),
+                wasm=wasm,
             )
         )
     return measurements
@@ -515,7 +609,40 @@ def device_record(m: BrowserMeasurement) -> dict[str, str]:
         "browser": f"Chromium {m.chromium} (headless)",
         "runtime": m.runtime,
         "runtime_package": f"{RUNTIME_PACKAGES[m.runtime]}@{m.runtime_version}",
+        **wasm_record(m.wasm),
     }
+
+
+def wasm_variant(files: Sequence[str]) -> str:
+    """`file (what it is)` for the .wasm file(s) a page fetched; "unknown" for none."""
+    if not files:
+        return "unknown (no .wasm fetched by the page was seen)"
+    return "; ".join(
+        f"{f} ({WASM_VARIANTS.get(f, 'build not known to posterlite')})" for f in files
+    )
+
+
+def wasm_record(wasm: dict[str, Any]) -> dict[str, str]:
+    """The WebAssembly facts the page reported, as device-record strings."""
+    if not wasm:
+        return {}
+    probes = {"simd": "simd", "relaxed_simd": "relaxed_simd", "threads_supported": "threads",
+              "jspi": "jspi"}  # fmt: skip
+    features = [name for key, name in probes.items() if wasm.get(key)]
+    record = {
+        "wasm_variant": wasm_variant(list(wasm.get("wasm_files") or [])),
+        "wasm_features_in_page": ",".join(features) or "none",
+        "cross_origin_isolated": str(bool(wasm.get("cross_origin_isolated"))).lower(),
+        "threads_requested": str(wasm.get("threads_requested", 1)),
+        "threads": str(wasm.get("threads", 1)),
+        "hardware_concurrency": str(wasm.get("hardware_concurrency", "")),
+        "workers_started": str(wasm.get("workers_started", "")),
+    }
+    if wasm.get("runtime_thread_count") is not None:
+        record["runtime_thread_count"] = str(wasm["runtime_thread_count"])
+    if wasm.get("why_not_threaded"):
+        record["why_not_threaded"] = str(wasm["why_not_threaded"])
+    return record
 
 
 def bench_row(m: BrowserMeasurement, labels: np.ndarray | None, name: str, fmt: str) -> Any:
@@ -530,13 +657,14 @@ def bench_row(m: BrowserMeasurement, labels: np.ndarray | None, name: str, fmt: 
         kind="posterlite",
         path=str(m.model),
         target="browser",
-        threads=1,
+        threads=m.threads,
         size_bytes=m.model.stat().st_size,
         latency=LatencyStats.from_samples([v / 1e3 for v in m.warm_ms], first_s=m.first_ms / 1e3),
         load_ms=m.model_load_ms,
         end_to_end_ms=float(e2e.mean()) if e2e.size else None,
         device=device_record(m),
-        delegate=f"{RUNTIME_LABELS[m.runtime]} (WebAssembly, XNNPACK, 1 thread)",
+        delegate=f"{RUNTIME_LABELS[m.runtime]} (WebAssembly, XNNPACK, "
+        f"{m.threads} thread{'s' if m.threads > 1 else ''})",
     )
     if e2e.size:
         p50, p90 = np.percentile(e2e, [50, 90])
@@ -571,10 +699,13 @@ def run_browser(
     warmup: int = 5,
     chromium: str | Path | None = None,
     native: Sequence[Any] = (),
+    threads: int | Sequence[int] | None = None,
 ) -> list[Any]:
     """Browser rows for every `.tflite` spec (Keras baselines and ImageNet references are
     host-only), scored on `posters` (a `LabelledSet`; None: latency only). `native` CPU rows
-    of the same run give each browser row its p50 ratio to native LiteRT at 1 thread."""
+    of the same run give each browser row its p50 ratio to native LiteRT at the thread
+    count the browser row ran (none when the run has no native row at that count).
+    `threads` None: `bench_threads()`'s setting (1 unless the CLI set it)."""
     from tqdm import tqdm
 
     if posters is None:
@@ -594,22 +725,76 @@ def run_browser(
                 runs=runs,
                 warmup=warmup,
                 chromium=chromium,
+                threads=_BENCH_THREADS[0] if threads is None else threads,
             )
             labels = posters.targets(measured[0].config["genres"])
-            base = [
-                r
-                for r in native
-                if r.target == "cpu" and r.path == str(spec.path) and r.threads == 1 and r.latency
-            ]
             for m in measured:
                 row = bench_row(m, labels, spec.name, spec.format)
-                if base and row.latency and base[0].latency.p50_ms:
-                    ratio = row.latency.p50_ms / base[0].latency.p50_ms
+                base = [
+                    r
+                    for r in native
+                    if r.target == "cpu"
+                    and r.path == str(spec.path)
+                    and r.threads == row.threads
+                    and r.latency
+                    and r.latency.p50_ms
+                ]
+                if base and row.latency and row.latency.p50_ms:
+                    ratio = p50_ratio(row.latency.p50_ms, base[0].latency.p50_ms)
                     row.device["p50_vs_native_litert"] = f"{ratio:.2f}"
-                    row.notes.append(f"p50 = {ratio:.1f}x native LiteRT (1 thread) in the same run")
+                    row.device["native_litert_threads"] = str(row.threads)
+                    row.notes.append(
+                        f"p50 = {ratio:.1f}x native LiteRT ({row.threads} thread"
+                        f"{'s' if row.threads > 1 else ''}) in the same run"
+                    )
+                else:
+                    row.notes.append(
+                        f"no native LiteRT row at {row.threads} thread(s) in this run: no ratio"
+                    )
                 rows.append(row)
             bar.update(1)
     return rows
+
+
+# ----------------------------------------------------------------------------- ratios
+def p50_ratio(browser_p50_ms: float, native_p50_ms: float) -> float:
+    """Browser p50 over native LiteRT's p50 (same model, same thread count, same run)."""
+    if not (native_p50_ms > 0 and browser_p50_ms > 0):
+        raise ValueError(f"p50s must be positive (got {browser_p50_ms}, {native_p50_ms})")
+    return browser_p50_ms / native_p50_ms
+
+
+def ratio_to_native(
+    browser_p50_ms: Sequence[float], native_p50_ms: Sequence[float], target: float = RATIO_TARGET
+) -> dict[str, Any]:
+    """Interleaved rounds -> the ratio and its verdict: the median of the per-round ratios
+    (round i's browser p50 over round i's native p50), met when <= `target`. Pure."""
+    if len(browser_p50_ms) != len(native_p50_ms) or not browser_p50_ms:
+        raise ValueError(
+            f"one browser and one native p50 per round (got {len(browser_p50_ms)} "
+            f"and {len(native_p50_ms)})"
+        )
+    per_round = [p50_ratio(b, n) for b, n in zip(browser_p50_ms, native_p50_ms, strict=True)]
+    ratio = float(np.median(per_round))
+    return {"ratio": ratio, "per_round": per_round, "target": target, "met": ratio <= target}
+
+
+# The CLI's `--browser-threads` for `posterlite bench --target browser` (run_bench has no
+# option for it): set around the run by `bench_threads`, read by run_browser.
+_BENCH_THREADS: list[int] = [1]
+
+
+@contextlib.contextmanager
+def bench_threads(count: int) -> Iterator[None]:
+    """Within the block, run_browser's default thread count is `count`."""
+    if count < 1:
+        raise PosterliteError(f"--browser-threads must be >= 1 (got {count})")
+    previous = _BENCH_THREADS[0]
+    _BENCH_THREADS[0] = count
+    try:
+        yield
+    finally:
+        _BENCH_THREADS[0] = previous
 
 
 # ---------------------------------------------------------------------------- the page
@@ -648,6 +833,7 @@ class PageCheck:
     throttle: int
     visits: list[dict[str, Any]]
     screenshot: Path | None
+    runtime: dict[str, Any] = field(default_factory=dict)  # fetched .wasm, isolation, threads
 
     @property
     def last(self) -> dict[str, Any]:
@@ -662,9 +848,11 @@ def check_page(
     throttle: int = 1,
     visits: int = 2,
     chromium: str | Path | None = None,
+    isolated: bool = True,
 ) -> PageCheck:
     """Open a built page in headless Chromium (phone context) from 127.0.0.1, choose
-    `poster` in its file input on each visit, read back the genres it shows."""
+    `poster` in its file input on each visit, read back the genres it shows. `isolated`:
+    served with COOP/COEP (threads), else as a plain static host (one thread)."""
     tools = find_tools(chromium)
     tools.check()
     poster = Path(poster)
@@ -679,7 +867,7 @@ def check_page(
     }
     if screenshot:
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-    with serve(Path(site)) as base:
+    with serve(Path(site), isolated=isolated) as base:
         answer = run_driver(tools, base, [job])
     result = answer["results"][0]
     if not result.get("ok"):
@@ -690,13 +878,17 @@ def check_page(
         throttle=throttle,
         visits=result["visits"],
         screenshot=Path(screenshot) if screenshot else None,
+        runtime=dict(result.get("runtime") or {}),
     )
 
 
 def serve_forever(site: Path, port: int, echo: Any = print) -> None:
     """`posterlite web --serve`: serve the page on 127.0.0.1:PORT until Ctrl-C."""
     with serve(Path(site), port=port) as base:
-        echo(f"serving {site} at {base} (Ctrl-C to stop)")
+        echo(
+            f"serving {site} at {base} with COOP/COEP (cross-origin isolated: threads) "
+            "(Ctrl-C to stop)"
+        )
         threading.Event().wait()
 
 

@@ -835,6 +835,16 @@ def info(model: Path, as_json: bool) -> None:
     help="browser: MediaPipe Tasks for Web or LiteRT.js (default: the faster, mediapipe).",
 )
 @click.option(
+    "--browser-threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="browser: LiteRT.js threads (its threaded WebAssembly build; the local server sends "
+    "COOP/COEP so the page is cross-origin isolated). MediaPipe web has no threaded build "
+    "and runs 1. Native LiteRT rows at this count join the run, so each browser row's p50 "
+    "ratio is to native at its own thread count.",
+)
+@click.option(
     "--chromium",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
@@ -885,6 +895,7 @@ def bench(
     references: bool,
     cpu_throttle: str,
     browser_runtime: str | None,
+    browser_threads: int,
     chromium: Path | None,
     app_runtime: str,
 ) -> None:
@@ -921,14 +932,22 @@ def bench(
         options.cpu_throttle = browser.parse_throttles(cpu_throttle)
         options.browser_runtimes = browser.parse_runtimes(browser_runtime)
         options.chromium = str(chromium) if chromium else None
+        # native LiteRT at the browser's thread count, for a same-thread-count ratio
+        options.threads = tuple(sorted({*options.threads, browser_threads}))
         browser.find_tools(options.chromium).check()  # fail before the CPU rows run
-    elif browser_runtime or chromium:
-        raise PosterliteError("--browser-runtime/--chromium need --target browser")
+    elif browser_runtime or chromium or browser_threads != 1:
+        raise PosterliteError(
+            "--browser-runtime/--browser-threads/--chromium need --target browser"
+        )
     if target == "cpu" and (serial or benchmark_binary or use_gpu or use_nnapi):
         raise PosterliteError(
             "--serial/--benchmark-binary/--use-gpu/--use-nnapi need --target android"
         )
-    report = bench_mod.run_bench(options)
+    if target == "browser":
+        with browser.bench_threads(browser_threads):
+            report = bench_mod.run_bench(options)
+    else:
+        report = bench_mod.run_bench(options)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     default_json, default_plot = bench_mod.default_outputs()
@@ -984,7 +1003,12 @@ def web(
 ) -> None:
     """A self-contained static page that predicts genres of a photographed or chosen poster
     in the browser with MODEL (.tflite): the model, its labels, tuned thresholds, name and
-    version, and the vendored JS/WASM runtime (no CDN; works offline from any static host)."""
+    version, and the vendored JS/WASM runtime (no CDN; works offline from any static host).
+
+    LiteRT.js runs on up to 4 threads only in a cross-origin isolated page: the host must
+    send `Cross-Origin-Opener-Policy: same-origin` and `Cross-Origin-Embedder-Policy:
+    require-corp` (--serve does; OUT/_headers carries them for Netlify/Cloudflare Pages,
+    OUT/README.md says how elsewhere). Without them the page works on one thread."""
     from posterlite import browser
 
     if screenshot and not check_poster:

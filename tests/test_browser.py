@@ -110,6 +110,107 @@ def test_server_serves_wasm_and_modules_with_browser_types(tmp_path: Path) -> No
             assert response.headers["Content-Type"].startswith("text/javascript")
 
 
+def test_server_sends_cross_origin_isolation_headers_unless_asked_not_to(tmp_path: Path) -> None:
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    with browser.serve(tmp_path) as base, urllib.request.urlopen(base + "index.html") as response:
+        assert response.headers["Cross-Origin-Opener-Policy"] == "same-origin"
+        assert response.headers["Cross-Origin-Embedder-Policy"] == "require-corp"
+    with (
+        browser.serve(tmp_path, isolated=False) as base,
+        urllib.request.urlopen(base + "index.html") as response,
+    ):
+        assert response.headers["Cross-Origin-Opener-Policy"] is None
+        assert response.headers["Cross-Origin-Embedder-Policy"] is None
+
+
+def test_ratio_to_native_on_both_sides_of_the_target() -> None:
+    # median of per-round ratios: rounds 3.0, 3.9, 5.0 -> 3.9 (met); 4.1, 4.2, 3.0 -> 4.1
+    met = browser.ratio_to_native([6.0, 7.8, 10.0], [2.0, 2.0, 2.0])
+    assert met["ratio"] == pytest.approx(3.9) and met["met"] is True
+    assert met["per_round"] == pytest.approx([3.0, 3.9, 5.0])
+    missed = browser.ratio_to_native([8.2, 8.4, 6.0], [2.0, 2.0, 2.0])
+    assert missed["ratio"] == pytest.approx(4.1) and missed["met"] is False
+    assert browser.ratio_to_native([8.0], [2.0])["met"] is True  # exactly 4x is within
+    assert browser.ratio_to_native([8.0], [2.0], target=3.0)["met"] is False
+    assert browser.p50_ratio(17.9, 3.77) == pytest.approx(4.748, abs=1e-3)
+    for bad in (([1.0], []), ([], []), ([1.0], [0.0])):
+        with pytest.raises(ValueError):
+            browser.ratio_to_native(*bad)
+
+
+def test_browser_threads_need_the_browser_target(tiny: dict[str, Path]) -> None:
+    result = CliRunner().invoke(main, ["bench", str(tiny["int8"]), "--browser-threads", "2"])
+    assert "--browser-threads" in _one_line_error(result)
+
+
+def _wasm_facts(path: Path) -> tuple[bool, int]:
+    """(shared memory, functions declaring v128 locals) of a .wasm: threads and SIMD128."""
+    data = path.read_bytes()
+
+    def leb(pos: int) -> tuple[int, int]:
+        value = shift = 0
+        while True:
+            byte = data[pos]
+            pos += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                return value, pos
+
+    pos, shared, v128 = 8, False, 0
+    while pos < len(data):
+        section, (size, body) = data[pos], leb(pos + 1)
+        if section == 2:  # imports: a memory import's limits flags (bit 1 = shared)
+            count, q = leb(body)
+            for _ in range(count):
+                for _ in range(2):  # module and field names
+                    length, q = leb(q)
+                    q += length
+                kind, q = data[q], q + 1
+                if kind == 0:
+                    _, q = leb(q)
+                elif kind == 1:  # table: element type, limits
+                    flags, q = data[q + 1], q + 2
+                    _, q = leb(q)
+                    if flags & 1:
+                        _, q = leb(q)
+                elif kind == 2:
+                    flags, q = data[q], q + 1
+                    shared |= bool(flags & 2)
+                    _, q = leb(q)
+                    if flags & 1:
+                        _, q = leb(q)
+                else:  # global: value type, mutability
+                    q += 2
+        elif section == 5:  # memories
+            shared |= bool(data[leb(body)[1]] & 2)
+        elif section == 10:  # code: each body starts with its local declarations
+            count, q = leb(body)
+            for _ in range(count):
+                length, q = leb(q)
+                end = q + length
+                groups, r = leb(q)
+                for _ in range(groups):
+                    _, r = leb(r)
+                    v128 += data[r] == 0x7B
+                    r += 1
+                q = end
+        pos = body + size
+    return shared, v128
+
+
+@needs_modules
+def test_wasm_variant_table_matches_the_vendored_files() -> None:
+    folders = [TOOLS.modules / "@litertjs" / "core" / "wasm",
+               TOOLS.modules / "@mediapipe" / "tasks-vision" / "wasm"]  # fmt: skip
+    files = {p.name: p for folder in folders for p in folder.glob("*.wasm")}
+    assert set(files) == set(browser.WASM_VARIANTS)
+    for name, description in browser.WASM_VARIANTS.items():
+        shared, v128 = _wasm_facts(files[name])
+        assert shared == ("+ threads" in description), name
+        assert (v128 > 0) == ("no SIMD" not in description), name
+
+
 def test_missing_chromium_is_one_clean_line(tiny: dict[str, Path], tmp_path: Path) -> None:
     result = CliRunner().invoke(
         main,
@@ -133,7 +234,14 @@ def test_page_is_self_contained(tiny: dict[str, Path], tmp_path: Path) -> None:
     site = browser.write_page(tiny["int8"], out, "litert")
     for name in ("index.html", "app.js", "posterlite.js", "model.json", "model.tflite"):
         assert (out / name).is_file(), name
-    assert (out / "vendor" / "litert" / "litert_wasm_internal.wasm").stat().st_size > 1e6
+    for build in ("litert_wasm_internal", "litert_wasm_threaded_internal"):
+        assert (out / "vendor" / "litert" / f"{build}.wasm").stat().st_size > 1e6
+        assert (out / "vendor" / "litert" / f"{build}.js").is_file()
+    # How to get threads from a static host: the two headers, in the README and _headers.
+    for name in ("README.md", "_headers"):
+        text = (out / name).read_text()
+        assert "Cross-Origin-Opener-Policy: same-origin" in text, name
+        assert "Cross-Origin-Embedder-Policy: require-corp" in text, name
     assert not (out / "vendor" / "mediapipe").exists()  # only the page's runtime ships
     code = "".join((out / n).read_text() for n in ("index.html", "app.js", "posterlite.js"))
     assert "cdn" not in code.lower() and "https://" not in code
@@ -171,6 +279,36 @@ def test_page_predicts_the_hosts_genres(tiny: dict[str, Path], tmp_path: Path) -
 
 
 @needs_browser
+def test_page_uses_threads_only_when_cross_origin_isolated(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    """Served with COOP/COEP the page is cross-origin isolated and LiteRT.js loads its
+    threaded build (its pthread workers start); served without, it loads the one-thread
+    build and still shows the host's genres."""
+    poster = make_poster(tmp_path / "poster.jpg", seed=3, size=(120, 180))
+    site = browser.write_page(tiny["int8"], tmp_path / "page", "litert")
+    host = PosterModel.load(tiny["int8"])
+    tuned = list(host.decide(host.predict_files([poster])[0].probabilities, "tuned"))
+    isolated = browser.check_page(site.root, poster, visits=1)
+    info = isolated.runtime
+    assert info["cross_origin_isolated"] is True and info["threads_supported"] is True
+    cores = info["hardware_concurrency"]
+    assert info["threads_requested"] == min(4, cores)
+    if cores > 1:  # one core: the page rightly asks for one thread
+        assert info["wasm_files"] == ["litert_wasm_threaded_internal.wasm"]
+        assert info["runtime_thread_count"] >= 2 and info["why_not_threaded"] is None
+    assert isolated.last["genres"] == tuned
+    plain = browser.check_page(site.root, poster, visits=1, isolated=False)
+    info = plain.runtime
+    assert info["cross_origin_isolated"] is False and info["threads_supported"] is False
+    assert info["threads"] == 1
+    assert info["wasm_files"] == ["litert_wasm_internal.wasm"]
+    if cores > 1:
+        assert "cross-origin isolated" in info["why_not_threaded"]
+    assert plain.last["genres"] == tuned
+
+
+@needs_browser
 def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None:
     data = tmp_path / "data"
     for index, genre in enumerate(["Action", "Drama", "Comedy", "Action", "Romance", "Crime"]):
@@ -179,6 +317,7 @@ def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None
     result = CliRunner().invoke(
         main,
         ["bench", str(tiny["int8"]), "--target", "browser", "--browser-runtime", "both",
+         "--browser-threads", "2",
          "--cpu-throttle", "1", "--data", str(data), "--runs", "3", "--rounds", "1",
          "--warmup", "1", "--no-references", "--no-keras", "--json", str(out),
          "--plot", str(tmp_path / "bench.png")],
@@ -196,6 +335,29 @@ def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None
         assert row["latency"]["count"] == 3 and row["latency"]["p50_ms"] > 0
         assert row["load_ms"] > 0 and row["end_to_end_ms"] > 0
         assert row["accuracy"]["n_samples"] == 6
+        # read from the page: the .wasm it fetched, isolation, threads asked and used
+        assert device["cross_origin_isolated"] == "true" and device["threads_requested"] == "2"
+        assert "relaxed_simd" in device["wasm_features_in_page"]
+        assert device["threads"] == str(row["threads"])
+        # the ratio is to native LiteRT at the browser row's own thread count, same run
+        assert device["native_litert_threads"] == device["threads"]
+        same = next(
+            r for r in report["rows"] if r["target"] == "cpu" and r["threads"] == row["threads"]
+        )
+        assert float(device["p50_vs_native_litert"]) == pytest.approx(
+            row["latency"]["p50_ms"] / same["latency"]["p50_ms"], rel=0.01
+        )
+    by_runtime = {r["device"]["runtime"]: r for r in rows}
+    threaded = by_runtime["litert"]["device"]
+    assert threaded["wasm_variant"].startswith("litert_wasm_threaded_internal.wasm (relaxed SIMD")
+    assert by_runtime["litert"]["threads"] == 2 and threaded["workers_started"] != "0"
+    single = by_runtime["mediapipe"]["device"]
+    assert single["wasm_variant"].startswith("vision_wasm_internal.wasm (SIMD128")
+    assert (
+        by_runtime["mediapipe"]["threads"] == 1
+        and "no threaded build" in single["why_not_threaded"]
+    )
+    assert {r["threads"] for r in report["rows"] if r["target"] == "cpu"} == {1, 2}
     # The page decodes and resizes as the host does: the same scores, so the same accuracy.
     native = next(r for r in report["rows"] if r["target"] == "cpu")
     for row in rows:

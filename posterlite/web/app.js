@@ -43,7 +43,10 @@ async function main() {
   });
   const classifier = await createClassifier(config, bytes);
   const label = config.runtime === "litert" ? "LiteRT.js" : "MediaPipe Tasks for Web";
-  $("versions").textContent = `Model ${config.file} (sha256 ${config.sha256}), ${label} ${config.runtime_versions[config.runtime]}.`;
+  const info = classifier.info || {};
+  window.plRuntime = info; // which .wasm loaded, isolation, threads (read by the tests)
+  const threads = `${info.threads || 1} thread${info.threads > 1 ? "s" : ""}`;
+  $("versions").textContent = `Model ${config.file} (sha256 ${config.sha256}), ${label} ${config.runtime_versions[config.runtime]}, ${threads}.`;
   window.plTimes.ready = performance.now();
   setState("ready", "Ready: take a photo of a poster or choose one.");
 

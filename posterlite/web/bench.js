@@ -3,6 +3,17 @@
 // page's main thread, where Chromium's CPU throttling applies.
 import { createClassifier, decode, loadConfig, loadModelBytes, toModelPixels } from "./posterlite.js";
 
+// Web Workers started in this page: LiteRT.js's threaded build starts its pthread pool as
+// workers, so a count > 0 shows threads exist (the latency shows whether they help).
+let workersStarted = 0;
+const PageWorker = window.Worker;
+window.Worker = class extends PageWorker {
+  constructor(...args) {
+    super(...args);
+    workersStarted += 1;
+  }
+};
+
 // The page's decode + resize of image files, as RGB bytes (tests compare them with the host).
 window.plPixels = async (job) => {
   const out = [];
@@ -25,11 +36,11 @@ async function fetchBlob(url) {
   return response.blob();
 }
 
-// job: {config: "model.json", runtime, posters: [url], warmup, runs,
+// job: {config: "model.json", runtime, threads (LiteRT.js; 1 = one), posters: [url], warmup, runs,
 //       pixels: url of N x S x S x 3 uint8 (host-decoded posters) or null,
 //       resize: "page" (posterlite.js) | "runtime" (MediaPipe's own resize of the decoded image)}
 window.plBench = async (job) => {
-  const config = { ...(await loadConfig(job.config)), runtime: job.runtime };
+  const config = { ...(await loadConfig(job.config)), runtime: job.runtime, threads: job.threads || 1 };
   const size = config.size;
   const t0 = now();
   let fetched;
@@ -107,5 +118,6 @@ window.plBench = async (job) => {
     pixel_scores: pixelScores,
     user_agent: navigator.userAgent,
     hardware_concurrency: navigator.hardwareConcurrency,
+    wasm: { ...classifier.info, workers_started: workersStarted },
   };
 };

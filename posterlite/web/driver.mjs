@@ -88,7 +88,8 @@ async function pageJob(browser, request, spec) {
       visits.push({ ready_ms: readyMs, times, choose_to_genres_wall_ms: wallMs, ...shown });
     }
     if (spec.screenshot) await page.screenshot({ path: spec.screenshot, fullPage: true });
-    return { ok: true, throttle: spec.throttle, visits, problems };
+    const runtime = await page.evaluate(() => window.plRuntime || null);
+    return { ok: true, throttle: spec.throttle, visits, runtime, problems };
   } catch (error) {
     return { ok: false, throttle: spec.throttle, error: firstLine(error), problems };
   } finally {

@@ -7,7 +7,9 @@
 //   {model: "model.tflite", name, version, genres: [...], thresholds: [...],
 //    default_threshold, size, input_dtype: "uint8"|"float32",
 //    input_lut: [256 values: pixel -> input tensor value, from posterlite's runtime],
-//    output_scale, output_zero_point, runtime: "mediapipe"|"litert", vendor: "vendor"}
+//    output_scale, output_zero_point, runtime: "mediapipe"|"litert", vendor: "vendor",
+//    threads: LiteRT.js threads (0: up to 4, at most the device's cores; used only in a
+//             cross-origin isolated page, else 1)}
 
 // Pixels the model sees: the whole image stretched to size x size (aspect not kept, no
 // crop) exactly as posterlite's preprocess.resize_pixels does it, which is MediaPipe Tasks'
@@ -92,6 +94,50 @@ function sortedScores(categories, count) {
   return scores;
 }
 
+// What this browser offers WebAssembly, probed in the page itself (tiny modules from
+// LiteRT.js's own feature checks): SIMD128, relaxed SIMD, threads (shared memory + atomics,
+// which also need a cross-origin isolated page: COOP same-origin + COEP require-corp), JSPI.
+const PROBE_SIMD = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11];
+const PROBE_RELAXED_SIMD = [0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 15, 1, 13, 0, 65, 1, 253, 15, 65, 2, 253, 15, 253, 128, 2, 11];
+const PROBE_ATOMICS = [0, 97, 115, 109, 1, 0, 0, 0, 1, 4, 1, 96, 0, 0, 3, 2, 1, 0, 5, 4, 1, 3, 1, 1, 10, 11, 1, 9, 0, 65, 0, 254, 16, 2, 0, 26, 11];
+
+function validates(bytes) {
+  try {
+    return WebAssembly.validate(new Uint8Array(bytes));
+  } catch {
+    return false;
+  }
+}
+
+export function wasmEnvironment() {
+  const isolated = self.crossOriginIsolated === true;
+  return {
+    cross_origin_isolated: isolated,
+    simd: validates(PROBE_SIMD),
+    relaxed_simd: validates(PROBE_RELAXED_SIMD),
+    threads_supported: isolated && typeof SharedArrayBuffer === "function" && validates(PROBE_ATOMICS),
+    jspi: "Suspending" in WebAssembly,
+    hardware_concurrency: navigator.hardwareConcurrency || 1,
+  };
+}
+
+// The .wasm files this page has fetched so far (Resource Timing): which build of a runtime
+// actually loaded, read from the browser rather than assumed from the code that asks for it.
+function fetchedWasm(folder) {
+  return performance
+    .getEntriesByType("resource")
+    .map((entry) => entry.name.split("?")[0])
+    .filter((name) => name.endsWith(".wasm") && name.includes(`/${folder}/`))
+    .map((name) => name.slice(name.lastIndexOf("/") + 1));
+}
+
+// Threads a page asks LiteRT.js for: config.threads (0 or absent: up to 4, at most the
+// device's cores), used only where the browser can run threads; else one.
+function wantedThreads(config, env) {
+  const asked = config.threads ? config.threads : Math.min(4, env.hardware_concurrency);
+  return Math.max(1, asked);
+}
+
 async function mediapipeClassifier(config, modelBytes, base) {
   const [vision, bytes] = await Promise.all([import(`${base}/mediapipe/vision_bundle.mjs`), modelBytes]);
   // The fileset is named directly (SIMD build only): FilesetResolver would probe and
@@ -109,6 +155,15 @@ async function mediapipeClassifier(config, modelBytes, base) {
   });
   return {
     runtime: "mediapipe",
+    // MediaPipe Tasks for Web ships no threaded build (its WebAssembly memory is not shared)
+    // and has no thread option: one thread, whatever was asked.
+    info: {
+      ...wasmEnvironment(),
+      wasm_files: fetchedWasm("mediapipe"),
+      threads_requested: config.threads || 1,
+      threads: 1,
+      why_not_threaded: config.threads > 1 ? "MediaPipe Tasks for Web has no threaded build" : null,
+    },
     classify(image) {
       const result = classifier.classify(image);
       return sortedScores(result.classifications[0].categories, config.genres.length);
@@ -121,12 +176,41 @@ async function mediapipeClassifier(config, modelBytes, base) {
 
 async function litertClassifier(config, modelBytes, base) {
   const litert = await import(`${base}/litert/index.js`);
-  const wasm = new URL(`${base}/litert/litert_wasm_internal.js`, location.href).href;
-  const [, bytes] = await Promise.all([litert.loadLiteRt(wasm), modelBytes]);
+  const env = wasmEnvironment();
+  const wanted = wantedThreads(config, env);
+  // The threaded build needs relaxed SIMD, shared memory and a cross-origin isolated page;
+  // without them (a static host that does not send COOP/COEP) the page runs one thread.
+  let whyNot = null;
+  if (wanted > 1 && !env.cross_origin_isolated) whyNot = "page not cross-origin isolated (no COOP/COEP headers)";
+  else if (wanted > 1 && !env.relaxed_simd) whyNot = "no relaxed SIMD in this browser";
+  else if (wanted > 1 && !env.threads_supported) whyNot = "no WebAssembly threads in this browser";
+  const threaded = wanted > 1 && whyNot === null;
+  const folder = new URL(`${base}/litert/`, location.href).href;
+  // A folder + {threads: true} makes LiteRT.js pick litert_wasm_threaded_internal.js; the
+  // one-thread page names its file (the relaxed-SIMD build) so nothing else is fetched.
+  const loading = threaded
+    ? litert.loadLiteRt(folder, { threads: true })
+    : litert.loadLiteRt(`${folder}litert_wasm_internal.js`);
+  const [, bytes] = await Promise.all([loading, modelBytes]);
+  const threads = threaded ? wanted : 1;
   const model = await litert.loadAndCompile(bytes, {
     accelerator: "wasm",
-    cpuOptions: { numThreads: 1 },
+    cpuOptions: { numThreads: threads },
   });
+  let runtimeThreads = null;
+  try {
+    runtimeThreads = litert.getGlobalLiteRt().liteRtWasm.getThreadCount();
+  } catch {
+    runtimeThreads = null;
+  }
+  const info = {
+    ...env,
+    wasm_files: fetchedWasm("litert"),
+    threads_requested: wanted,
+    threads,
+    runtime_thread_count: runtimeThreads,
+    why_not_threaded: whyNot,
+  };
   const size = config.size;
   const Input = config.input_dtype === "uint8" ? Uint8Array : Float32Array;
   const lut = Input.from(config.input_lut);
@@ -135,6 +219,7 @@ async function litertClassifier(config, modelBytes, base) {
   const zero = config.output_zero_point;
   return {
     runtime: "litert",
+    info,
     async classify(image) {
       if (image.width !== size || image.height !== size || !image.data) {
         image = toModelPixels(image, size);
