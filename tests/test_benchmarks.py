@@ -24,6 +24,7 @@ RENDERERS = {
     "bench": "bench_shipped",
     "bench_overhead": "bench_overhead",
     "browser_parity": "browser_parity",
+    "browser_ratio": "browser_ratio",
     "calibration_size": "calibration_size",
     "convert_formats": "convert_formats",
     "data_scan": "data_scan",

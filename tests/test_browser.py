@@ -138,6 +138,44 @@ def test_ratio_to_native_on_both_sides_of_the_target() -> None:
             browser.ratio_to_native(*bad)
 
 
+def test_browser_ratio_renders_the_verdict_from_the_data() -> None:
+    """benchmarks/browser_ratio.py: each row's ratio is to native at the threads the page
+    used; "met"/"missed" and the loaded-machine warning follow the JSON."""
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    script = importlib.import_module("browser_ratio")
+
+    def entry(runtime: str, asked: int, used: int, p50: list[float]) -> dict:
+        rounds = [{"threads": str(used), "wasm_variant": f"{runtime}.wasm (x)",
+                   "cross_origin_isolated": "true"} for _ in p50]  # fmt: skip
+        return {"runtime": runtime, "threads_requested": asked, "p50_ms": p50,
+                "load_ms": [500.0] * len(p50), "rounds": rounds}  # fmt: skip
+
+    payload = {
+        "command": "python benchmarks/browser_ratio.py",
+        "environment": {"cpu": "X", "load_average_1min_at_start": 0.2},
+        "load_average_1min_at_end": 0.4, "model": "m.tflite", "model_sha256": "abc",
+        "poster": "p.jpg", "chromium": "156", "cpu_throttle": 1, "rounds": 2,
+        "runs_per_round": 5, "warmup": 1, "target_ratio": 4.0,
+        "native_p50_ms": {"1": [4.0, 4.0], "2": [2.0, 2.0]},
+        "browser": [entry("mediapipe", 1, 1, [18.0, 19.0]), entry("litert", 2, 2, [7.0, 7.5])],
+    }  # fmt: skip
+    text = script.render(payload)
+    assert "| 1 / 1 | true | 18.50 | 4.00 | 4.62x | 4.50, 4.75 | missed |" in text
+    assert "| 2 / 2 | true | 7.25 | 2.00 | 3.62x | 3.50, 3.75 | met |" in text
+    assert "Overall: **met** by LiteRT.js at 2 thread(s)" in text
+    assert "not quiet" not in text and "not run: MediaPipe web at 2 threads" in text
+    payload["browser"][1]["p50_ms"] = [9.0, 8.5]  # 4.5x, 4.25x: both rows miss now
+    payload["load_average_1min_at_end"] = 3.5
+    text = script.render(payload)
+    assert "| 2 / 2 | true | 8.75 | 2.00 | 4.38x | 4.50, 4.25 | missed |" in text
+    assert "Overall: **missed**: the best is LiteRT.js at 2 thread(s), 4.38x" in text
+    assert "**Not a record: the machine was not quiet** (1-min load average at start / end: " \
+        "0.2 / 3.5" in text  # fmt: skip
+
+
 def test_browser_threads_need_the_browser_target(tiny: dict[str, Path]) -> None:
     result = CliRunner().invoke(main, ["bench", str(tiny["int8"]), "--browser-threads", "2"])
     assert "--browser-threads" in _one_line_error(result)
