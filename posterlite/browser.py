@@ -675,6 +675,11 @@ def bench_row(m: BrowserMeasurement, labels: np.ndarray | None, name: str, fmt: 
             f"over {e2e.size} posters"
         )
     row.device["model_fetch_ms"] = f"{m.model_fetch_ms:.1f}"
+    if m.threads > 1 and m.throttle > 1:
+        row.notes.append(
+            "Chromium's CPU throttling is aimed at the page's main thread: the runtime's "
+            "worker threads are slowed far less, so this threaded row understates a slower CPU"
+        )
     row.notes.append(
         "load = fetch the model + load the runtime's WebAssembly + compile the model, in the page"
     )
