@@ -62,8 +62,10 @@ def teacher_probabilities(
         saved = np.load(path)
         if saved.shape[0] == len(keys):
             return saved
+    from tqdm import tqdm
+
     outputs = []
-    for file in files:
+    for file in tqdm(files, desc=f"teacher outputs on {len(keys)} posters", leave=False):
         model = keras.models.load_model(file, compile=False)
         outputs.append(predict_pixels(model, pixels, int(model.input_shape[1])))
         del model
