@@ -78,9 +78,10 @@ ISOLATION_HEADERS: dict[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
 }
-# What each vendored .wasm build is (checked on the files in tests/test_browser.py: shared
-# memory = threads, v128 locals = SIMD128; relaxed SIMD: V8 without relaxed SIMD rejects
-# exactly the three LiteRT.js builds that LiteRT.js's loader keeps for relaxed-SIMD browsers).
+# What each npm .wasm build is. Threads (shared memory) and SIMD128 (v128 locals) are
+# checked on the files by tests/test_browser.py; relaxed SIMD was checked by hand: node 20's
+# V8, which lacks relaxed SIMD unless --experimental-wasm-relaxed-simd, rejects exactly
+# the three LiteRT.js builds that LiteRT.js's loader keeps for relaxed-SIMD browsers.
 WASM_VARIANTS: dict[str, str] = {
     "litert_wasm_internal.wasm": "relaxed SIMD, no threads",
     "litert_wasm_threaded_internal.wasm": "relaxed SIMD + threads",
