@@ -175,6 +175,29 @@ def test_ratios_anchor_and_int8_over_fp32_from_the_same_rounds() -> None:
     assert len(bench.compute_ratios(rows[3:])) == 0  # nothing to compare cnn with
 
 
+def test_browser_ratio_is_to_native_litert_at_the_rows_own_thread_count() -> None:
+    """A 2-thread page over 1-thread native LiteRT would read 3.04x (met); the fair figure,
+    over native at 2 threads, is 4.8x (missed). A row with no native row at its count gets
+    no ratio."""
+    one = _timed_row("m", "int8", "posterlite", "m.int8.tflite", [4.0, 4.0, 4.0])
+    two = _timed_row("m", "int8", "posterlite", "m.int8.tflite", [2.5, 2.5, 2.6])
+    two.threads = 2
+    page = _timed_row("m", "int8", "posterlite", "m.int8.tflite", [12.0, 12.16, 12.5])
+    page.target, page.threads = "browser", 2
+    page.device = {"cpu_throttle": "1", "model": "Pixel 7 emulated, CPU 1x, LiteRT.js"}
+    (ratio,) = [r for r in bench.compute_ratios([one, two, page]) if r.name.startswith("browser")]
+    assert ratio.threads == 2 and ratio.value == pytest.approx(12.16 / 2.5)
+    assert ratio.goal == 4.0 and ratio.met is False
+    assert ratio.per_round == pytest.approx((12.0 / 2.5, 12.16 / 2.5, 12.5 / 2.6))
+    assert "2 thread(s)" in ratio.note
+    # Native LiteRT only at 1 thread: no ratio for the 2-thread page rather than a wrong one.
+    assert not [r for r in bench.compute_ratios([one, page]) if r.name.startswith("browser")]
+    # A 1-thread page is compared with 1-thread native LiteRT only.
+    page.threads = 1
+    (ratio,) = [r for r in bench.compute_ratios([one, two, page]) if r.name.startswith("browser")]
+    assert ratio.value == pytest.approx(12.16 / 4.0) and ratio.met is True
+
+
 def test_pareto_front_keeps_undominated_points_by_latency() -> None:
     points = [(10.0, 0.5), (5.0, 0.4), (20.0, 0.45), (5.0, 0.3), (30.0, 0.6)]
     assert bench.pareto_front(points) == [1, 0, 4]
