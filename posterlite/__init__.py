@@ -82,8 +82,10 @@ def _convert(
 
 def _bench(models: Sequence[str | Path] = (), **options: Any) -> BenchReport:
     """`posterlite bench`: the same options as the CLI's (`formats=("int8",)`, `data=`,
-    `threads=(1,)`, `runs=`, `rounds=`, `references=`, ...). `report.table()` is the CLI's
-    table; `report.rows` holds every figure."""
+    `threads=(1,)`, `runs=`, `rounds=`, `references=`, ...; in the browser
+    `target="browser"`, `cpu_throttle=(1, 4)`, `browser_runtimes=("litert",)`,
+    `browser_threads=2`: the fields of `posterlite.bench.BenchOptions`). `report.table()`
+    is the CLI's table; `report.rows` holds every figure."""
     from posterlite.bench import BenchOptions, parse_formats, run_bench
 
     formats = options.pop("formats", None)

@@ -1163,6 +1163,9 @@ class BenchOptions:
     measure_memory: bool = True
     cpu_throttle: Sequence[int] = (1, 4)  # browser: Chromium CPU throttling rates
     browser_runtimes: Sequence[str] = ()  # browser: () = posterlite.browser.DEFAULT_RUNTIME
+    # browser: LiteRT.js threads (> 1: its threaded build in a cross-origin isolated page;
+    # MediaPipe web runs 1). Native LiteRT rows at this count join the run for the ratio.
+    browser_threads: int = 1
     chromium: str | None = None  # browser: the Chromium binary (default: Debian's)
     app_runtime: str | None = None  # "mediapipe": add app-side rows (posterlite.apprun)
 
@@ -1196,6 +1199,13 @@ def run_bench(options: BenchOptions) -> BenchReport:
         raise PosterliteError("--runs and --rounds must be >= 1 and --warmup >= 0")
     if options.target not in ("cpu", "android", "browser"):
         raise PosterliteError(f"unknown target {options.target!r} (cpu, android or browser)")
+    if options.browser_threads < 1:
+        raise PosterliteError(f"--browser-threads must be >= 1 (got {options.browser_threads})")
+    if options.browser_threads != 1 and options.target != "browser":
+        raise PosterliteError("--browser-threads needs --target browser")
+    threads = tuple(options.threads)
+    if options.target == "browser":  # native LiteRT at the page's thread count, for its ratio
+        threads = tuple(sorted({*threads, options.browser_threads}))
     posters = (
         load_labelled_set(options.data) if options.data is not None else default_labelled_set()
     )
@@ -1212,7 +1222,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
     settings = {
         "models": [str(m) for m in options.models] or ["<shipped>"],
         "formats": list(options.formats),
-        "threads": list(options.threads),
+        "threads": list(threads),
         "runs": options.runs,
         "warmup": options.warmup,
         "rounds": options.rounds if options.target in ("cpu", "browser") else 1,
@@ -1229,7 +1239,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
 
         rows = android.run_android(
             specs,
-            threads=options.threads,
+            threads=threads,
             runs=options.runs,
             warmup=options.warmup,
             posters=posters,
@@ -1242,7 +1252,7 @@ def run_bench(options: BenchOptions) -> BenchReport:
     else:
         rows = run_cpu(
             specs,
-            options.threads,
+            threads,
             options.runs,
             options.warmup,
             posters,
@@ -1255,8 +1265,10 @@ def run_bench(options: BenchOptions) -> BenchReport:
         runtimes = tuple(options.browser_runtimes) or (browser.DEFAULT_RUNTIME,)
         rows += browser.run_browser(specs, posters, throttles=options.cpu_throttle,
                                     runtimes=runtimes, runs=options.runs, warmup=options.warmup,
-                                    chromium=options.chromium, native=rows)  # fmt: skip
-        settings.update(cpu_throttle=list(options.cpu_throttle), browser_runtimes=list(runtimes))
+                                    chromium=options.chromium, native=rows,
+                                    threads=options.browser_threads)  # fmt: skip
+        settings.update(cpu_throttle=list(options.cpu_throttle), browser_runtimes=list(runtimes),
+                        browser_threads=options.browser_threads)  # fmt: skip
     if options.app_runtime == "mediapipe":  # what an app's MediaPipe Tasks call answers
         from posterlite import apprun
 

@@ -705,13 +705,13 @@ def run_browser(
     warmup: int = 5,
     chromium: str | Path | None = None,
     native: Sequence[Any] = (),
-    threads: int | Sequence[int] | None = None,
+    threads: int | Sequence[int] = 1,
 ) -> list[Any]:
     """Browser rows for every `.tflite` spec (Keras baselines and ImageNet references are
     host-only), scored on `posters` (a `LabelledSet`; None: latency only). `native` CPU rows
     of the same run give each browser row its p50 ratio to native LiteRT at the thread
     count the browser row ran (none when the run has no native row at that count).
-    `threads` None: `bench_threads()`'s setting (1 unless the CLI set it)."""
+    `threads`: LiteRT.js thread count(s) (`BenchOptions.browser_threads`)."""
     from tqdm import tqdm
 
     if posters is None:
@@ -731,7 +731,7 @@ def run_browser(
                 runs=runs,
                 warmup=warmup,
                 chromium=chromium,
-                threads=_BENCH_THREADS[0] if threads is None else threads,
+                threads=threads,
             )
             labels = posters.targets(measured[0].config["genres"])
             for m in measured:
@@ -783,24 +783,6 @@ def ratio_to_native(
     per_round = [p50_ratio(b, n) for b, n in zip(browser_p50_ms, native_p50_ms, strict=True)]
     ratio = float(np.median(per_round))
     return {"ratio": ratio, "per_round": per_round, "target": target, "met": ratio <= target}
-
-
-# The CLI's `--browser-threads` for `posterlite bench --target browser` (run_bench has no
-# option for it): set around the run by `bench_threads`, read by run_browser.
-_BENCH_THREADS: list[int] = [1]
-
-
-@contextlib.contextmanager
-def bench_threads(count: int) -> Iterator[None]:
-    """Within the block, run_browser's default thread count is `count`."""
-    if count < 1:
-        raise PosterliteError(f"--browser-threads must be >= 1 (got {count})")
-    previous = _BENCH_THREADS[0]
-    _BENCH_THREADS[0] = count
-    try:
-        yield
-    finally:
-        _BENCH_THREADS[0] = previous
 
 
 # ---------------------------------------------------------------------------- the page

@@ -923,6 +923,7 @@ def bench(
         use_gpu=use_gpu,
         use_nnapi=use_nnapi,
         app_runtime=None if app_runtime == "litert" else app_runtime,
+        browser_threads=browser_threads,
     )
     if app_runtime != "litert" and target != "cpu":
         raise PosterliteError("--runtime mediapipe needs --target cpu")
@@ -932,8 +933,6 @@ def bench(
         options.cpu_throttle = browser.parse_throttles(cpu_throttle)
         options.browser_runtimes = browser.parse_runtimes(browser_runtime)
         options.chromium = str(chromium) if chromium else None
-        # native LiteRT at the browser's thread count, for a same-thread-count ratio
-        options.threads = tuple(sorted({*options.threads, browser_threads}))
         browser.find_tools(options.chromium).check()  # fail before the CPU rows run
     elif browser_runtime or chromium or browser_threads != 1:
         raise PosterliteError(
@@ -943,11 +942,7 @@ def bench(
         raise PosterliteError(
             "--serial/--benchmark-binary/--use-gpu/--use-nnapi need --target android"
         )
-    if target == "browser":
-        with browser.bench_threads(browser_threads):
-            report = bench_mod.run_bench(options)
-    else:
-        report = bench_mod.run_bench(options)
+    report = bench_mod.run_bench(options)
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     default_json, default_plot = bench_mod.default_outputs()

@@ -179,6 +179,11 @@ def test_browser_ratio_renders_the_verdict_from_the_data() -> None:
 def test_browser_threads_need_the_browser_target(tiny: dict[str, Path]) -> None:
     result = CliRunner().invoke(main, ["bench", str(tiny["int8"]), "--browser-threads", "2"])
     assert "--browser-threads" in _one_line_error(result)
+    import posterlite  # the Python API takes it as a BenchOptions field, checked alike
+
+    for bad, message in ((2, "needs --target browser"), (0, "must be >= 1")):
+        with pytest.raises(PosterliteError, match=message):
+            posterlite.bench([tiny["int8"]], browser_threads=bad, references=False)
 
 
 def _wasm_facts(path: Path) -> tuple[bool, int]:
@@ -404,6 +409,12 @@ def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None
         )
     assert "browser (Pixel 7 emulated, CPU 1x" in result.output
     assert report["settings"]["cpu_throttle"] == [1]
+    assert report["settings"]["browser_threads"] == 2 and report["settings"]["threads"] == [1, 2]
+    # Each browser ratio is to native LiteRT at the browser row's own thread count.
+    ratios = [r for r in report["ratios"] if r["name"].startswith("browser")]
+    assert sorted(r["threads"] for r in ratios) == sorted(r["threads"] for r in rows)
+    for ratio in ratios:
+        assert f"{ratio['threads']} thread(s)" in ratio["note"]
 
 
 @needs_browser
