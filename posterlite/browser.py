@@ -12,7 +12,8 @@ The benchmark serves that same page's code (plus `bench.html`) from a local HTTP
 measures model load, per-poster latency with decode excluded (warm runs on one poster)
 and included (every labelled poster from its file bytes), and the scores that accuracy is
 computed from. Runtimes: LiteRT.js (`@litertjs/core`, XNNPACK in WebAssembly: its
-relaxed-SIMD build on one thread, or its threaded build with `--browser-threads N`) and
+relaxed-SIMD build on one thread, its threaded build with `--browser-threads N`, or in a
+browser without relaxed SIMD its compat (SIMD128) build on one thread) and
 MediaPipe Tasks for Web (`@mediapipe/tasks-vision`, the web build of MediaPipe's C++
 ImageClassifier, which reads the TFLite metadata; SIMD build, one thread: it ships no
 threaded build). Which `.wasm` each runtime fetched, the browser's WebAssembly features and
@@ -78,10 +79,10 @@ ISOLATION_HEADERS: dict[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
 }
-# What each npm .wasm build is. Threads (shared memory) and SIMD128 (v128 locals) are
-# checked on the files by tests/test_browser.py; relaxed SIMD was checked by hand: node 20's
-# V8, which lacks relaxed SIMD unless --experimental-wasm-relaxed-simd, rejects exactly
-# the three LiteRT.js builds that LiteRT.js's loader keeps for relaxed-SIMD browsers.
+# What each npm .wasm build is. Threads (shared memory), SIMD128 (v128 locals) and relaxed
+# SIMD (any 0xFD 0x100-0x113 instruction, found by web/no_relaxed_simd.js's decoder) are
+# checked on the files by tests/test_browser.py. By hand: node 20's V8, which lacks relaxed
+# SIMD, rejects exactly the three LiteRT.js builds the decoder finds relaxed SIMD in.
 WASM_VARIANTS: dict[str, str] = {
     "litert_wasm_internal.wasm": "relaxed SIMD, no threads",
     "litert_wasm_threaded_internal.wasm": "relaxed SIMD + threads",
@@ -93,6 +94,13 @@ WASM_VARIANTS: dict[str, str] = {
 }
 # The issue-13 target: browser p50 <= 4x native LiteRT's, same thread count, same run.
 RATIO_TARGET = 4.0
+# A verification aid for the driver, never copied into a page: the page's WebAssembly
+# refuses relaxed-SIMD modules, as a browser without relaxed SIMD (Safari today) does.
+# Chromium 156's V8 has no flag that turns relaxed SIMD off alone (it shipped; the
+# --experimental-wasm-relaxed-simd flag is gone, and --no-enable-sse4-1 turns off all SIMD).
+NO_RELAXED_SIMD = WEB_DIR / "no_relaxed_simd.js"
+# LiteRT.js builds a page carries; LiteRT.js's loader fetches one of them (see PAGE_BUILDS).
+LITERT_BUILDS: tuple[str, ...] = ("", "_threaded", "_compat")
 PAGE_README = """\
 # posterlite page
 
@@ -111,6 +119,16 @@ it, which needs a *cross-origin isolated* page. Serve every file with these two 
 `_headers` file beside this README; on nginx: `add_header Cross-Origin-Opener-Policy
 same-origin always; add_header Cross-Origin-Embedder-Policy require-corp always;`.
 Without them (GitHub Pages, a plain file server) the page still works, on one thread.
+"""
+PAGE_BUILDS = """
+## Which LiteRT.js build a browser loads
+
+`vendor/litert/` holds three builds of LiteRT.js; LiteRT.js's own loader fetches one:
+`litert_wasm_threaded_internal` (relaxed SIMD + threads) in a cross-origin isolated page,
+else `litert_wasm_internal` (relaxed SIMD, one thread), or, in a browser without relaxed
+SIMD (Safari today), `litert_wasm_compat_internal` (SIMD128 only, one thread). The compat
+build adds {compat_mb:.1f} MB to this folder ({total_mb:.1f} MB in all); no browser downloads
+more than one build.
 """
 
 BENCH_FILES: tuple[str, ...] = ("bench.html", "bench.js", "posterlite.js")
@@ -261,9 +279,10 @@ def vendor_runtime(modules: Path, runtime: str, vendor: Path, link: bool = False
         }
     elif runtime == "litert":
         root = modules / "@litertjs" / "core"
-        # The one-thread (relaxed SIMD) build and the threaded one, which a cross-origin
-        # isolated page loads for more than one thread.
-        names = [f"litert_wasm{b}_internal.{e}" for b in ("", "_threaded") for e in ("js", "wasm")]
+        # The one-thread (relaxed SIMD) build, the threaded one (a cross-origin isolated
+        # page, more than one thread) and the compat one (browsers without relaxed SIMD);
+        # LiteRT.js's loader picks one. The JSPI build is not needed: the page never asks.
+        names = [f"litert_wasm{b}_internal.{e}" for b in LITERT_BUILDS for e in ("js", "wasm")]
         files = {name: root / "wasm" / name for name in names}
         files["wasm-utils.js"] = modules / "@litertjs" / "wasm-utils" / "dist" / "index.js"
         # The package imports its helper by bare name; a static host has no import map
@@ -317,7 +336,14 @@ def build_site(
     atomic_write_bytes(out / "model.tflite", static_batch_model(model.read_bytes()))
     atomic_write_text(out / "model.json", json.dumps(config, indent=1) + "\n")
     if not bench:  # the page a person hosts: how to get threads from a static host
-        atomic_write_text(out / "README.md", PAGE_README)
+        readme = PAGE_README
+        compat = sorted((out / "vendor" / "litert").glob("litert_wasm_compat_internal.*"))
+        if compat:  # what carrying the compat build costs, measured on this very folder
+            total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+            readme += PAGE_BUILDS.format(
+                compat_mb=sum(f.stat().st_size for f in compat) / 1e6, total_mb=total / 1e6
+            )
+        atomic_write_text(out / "README.md", readme)
         headers = "".join(f"  {k}: {v}\n" for k, v in ISOLATION_HEADERS.items())
         atomic_write_text(out / "_headers", f"/*\n{headers}")
     return Site(out, config)
@@ -510,12 +536,14 @@ def measure(
     resize: str = "page",
     chromium: str | Path | None = None,
     threads: int | Sequence[int] = 1,
+    init_script: Path | None = None,
 ) -> list[BrowserMeasurement]:
     """Every runtime x thread count x throttle for one model, in one Chromium, from one local
     (cross-origin isolated) server. A thread count > 1: LiteRT.js's threaded build with that
     many threads, checked in the page (a page that could not use them is an error); MediaPipe
     web has no threaded build: it runs once, on one thread (asked for the first count, so
-    its rows record what was asked and why it ran one)."""
+    its rows record what was asked and why it ran one). `init_script`: a verification aid
+    run in the page before its scripts (`NO_RELAXED_SIMD`)."""
     if not posters:
         raise PosterliteError("the browser bench needs at least one poster")
     counts = [threads] if isinstance(threads, int) else list(dict.fromkeys(threads))
@@ -535,6 +563,7 @@ def measure(
             {
                 "kind": "bench",
                 "throttle": throttle,
+                "init_script": str(init_script) if init_script else None,
                 "job": {
                     "config": "model.json",
                     "runtime": runtime,
@@ -837,10 +866,12 @@ def check_page(
     visits: int = 2,
     chromium: str | Path | None = None,
     isolated: bool = True,
+    init_script: Path | None = None,
 ) -> PageCheck:
     """Open a built page in headless Chromium (phone context) from 127.0.0.1, choose
     `poster` in its file input on each visit, read back the genres it shows. `isolated`:
-    served with COOP/COEP (threads), else as a plain static host (one thread)."""
+    served with COOP/COEP (threads), else as a plain static host (one thread).
+    `init_script`: a verification aid run before the page's scripts (`NO_RELAXED_SIMD`)."""
     tools = find_tools(chromium)
     tools.check()
     poster = Path(poster)
@@ -852,6 +883,7 @@ def check_page(
         "poster": str(poster.resolve()),
         "visits": visits,
         "screenshot": str(Path(screenshot).resolve()) if screenshot else None,
+        "init_script": str(Path(init_script).resolve()) if init_script else None,
     }
     if screenshot:
         Path(screenshot).parent.mkdir(parents=True, exist_ok=True)

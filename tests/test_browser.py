@@ -242,6 +242,23 @@ def _wasm_facts(path: Path) -> tuple[bool, int]:
     return shared, v128
 
 
+def _relaxed_simd(paths: list[Path]) -> dict[str, bool]:
+    """Which .wasm files use a relaxed-SIMD instruction, by web/no_relaxed_simd.js's decoder
+    (in node: the decoder the Chromium tests switch relaxed SIMD off with)."""
+    import subprocess
+
+    script = (
+        'const fs = require("node:fs"); globalThis.self = globalThis;'
+        f"eval(fs.readFileSync({json.dumps(str(browser.NO_RELAXED_SIMD))}, 'utf8'));"
+        "const out = {}; for (const f of JSON.parse(process.argv[1]))"
+        " out[f] = self.plNoRelaxedSimd(fs.readFileSync(f));"
+        "console.log(JSON.stringify(out));"
+    )
+    done = subprocess.run([str(TOOLS.node), "-e", script, json.dumps([str(p) for p in paths])],
+                          capture_output=True, text=True, check=True, timeout=300)  # fmt: skip
+    return {Path(k).name: v for k, v in json.loads(done.stdout).items()}
+
+
 @needs_modules
 def test_wasm_variant_table_matches_the_vendored_files() -> None:
     folders = [TOOLS.modules / "@litertjs" / "core" / "wasm",
@@ -252,6 +269,11 @@ def test_wasm_variant_table_matches_the_vendored_files() -> None:
         shared, v128 = _wasm_facts(files[name])
         assert shared == ("+ threads" in description), name
         assert (v128 > 0) == ("no SIMD" not in description), name
+    if TOOLS.node is None:
+        pytest.skip("no node: the relaxed-SIMD column is not checked")
+    relaxed = _relaxed_simd(list(files.values()))
+    for name, description in browser.WASM_VARIANTS.items():
+        assert relaxed[name] == description.startswith("relaxed SIMD"), name
 
 
 def test_missing_chromium_is_one_clean_line(tiny: dict[str, Path], tmp_path: Path) -> None:
@@ -277,14 +299,24 @@ def test_page_is_self_contained(tiny: dict[str, Path], tmp_path: Path) -> None:
     site = browser.write_page(tiny["int8"], out, "litert")
     for name in ("index.html", "app.js", "posterlite.js", "model.json", "model.tflite"):
         assert (out / name).is_file(), name
-    for build in ("litert_wasm_internal", "litert_wasm_threaded_internal"):
-        assert (out / "vendor" / "litert" / f"{build}.wasm").stat().st_size > 1e6
-        assert (out / "vendor" / "litert" / f"{build}.js").is_file()
+    vendor = out / "vendor" / "litert"
+    for build in ("litert_wasm_internal", "litert_wasm_threaded_internal",
+                  "litert_wasm_compat_internal"):  # fmt: skip
+        assert (vendor / f"{build}.wasm").stat().st_size > 1e6
+        assert (vendor / f"{build}.js").is_file()
+    assert not list(vendor.glob("*jspi*"))  # the page never asks for JSPI
     # How to get threads from a static host: the two headers, in the README and _headers.
     for name in ("README.md", "_headers"):
         text = (out / name).read_text()
         assert "Cross-Origin-Opener-Policy: same-origin" in text, name
         assert "Cross-Origin-Embedder-Policy: require-corp" in text, name
+    # The README says what the compat build adds to the page, measured on this folder.
+    compat = sum(f.stat().st_size for f in vendor.glob("litert_wasm_compat_internal.*"))
+    written = ("README.md", "_headers")  # written after the sizes were taken
+    total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name not in written)
+    readme = " ".join((out / "README.md").read_text().split())
+    assert f"The compat build adds {compat / 1e6:.1f} MB to this folder" in readme
+    assert f"({total / 1e6:.1f} MB in all)" in readme
     assert not (out / "vendor" / "mediapipe").exists()  # only the page's runtime ships
     code = "".join((out / n).read_text() for n in ("index.html", "app.js", "posterlite.js"))
     assert "cdn" not in code.lower() and "https://" not in code
@@ -349,6 +381,41 @@ def test_page_uses_threads_only_when_cross_origin_isolated(
     if cores > 1:
         assert "cross-origin isolated" in info["why_not_threaded"]
     assert plain.last["genres"] == tuned
+
+
+@needs_browser
+def test_page_loads_the_compat_build_without_relaxed_simd(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    """In Chromium with relaxed SIMD switched off in the page (web/no_relaxed_simd.js; V8 has
+    no flag for it), LiteRT.js's loader fetches its compat (SIMD128) build, on one thread even
+    where the page is cross-origin isolated, and the page shows the host's genres; the bench
+    row records that build."""
+    poster = make_poster(tmp_path / "poster.jpg", seed=3, size=(120, 180))
+    site = browser.write_page(tiny["int8"], tmp_path / "page", "litert")
+    host = PosterModel.load(tiny["int8"])
+    expected = host.predict_files([poster])[0].probabilities
+    tuned = list(host.decide(expected, "tuned"))
+    for isolated in (True, False):
+        check = browser.check_page(site.root, poster, visits=1, isolated=isolated,
+                                   init_script=browser.NO_RELAXED_SIMD)  # fmt: skip
+        info = check.runtime
+        # WebAssembly.validate of a relaxed-SIMD probe is false in the page; SIMD128 is not
+        assert info["relaxed_simd"] is False and info["simd"] is True
+        assert info["wasm_files"] == ["litert_wasm_compat_internal.wasm"]
+        assert info["threads"] == 1 and info["cross_origin_isolated"] is isolated
+        if isolated and info["threads_requested"] > 1:
+            assert info["why_not_threaded"] == "no relaxed SIMD in this browser"
+        assert check.last["genres"] == tuned
+        np.testing.assert_allclose(check.last["scores"], expected, atol=1e-6)
+    (m,) = browser.measure(tiny["int8"], [poster], throttles=(1,), runtimes=("litert",),
+                           runs=2, warmup=1, init_script=browser.NO_RELAXED_SIMD)  # fmt: skip
+    record = browser.bench_row(m, None, "tiny", "int8").device
+    assert record["wasm_variant"] == (
+        "litert_wasm_compat_internal.wasm (SIMD128 (no relaxed SIMD), no threads)"
+    )
+    assert "relaxed_simd" not in record["wasm_features_in_page"].split(",")
+    assert "simd" in record["wasm_features_in_page"].split(",")
 
 
 @needs_browser

@@ -3,8 +3,8 @@
 // writes one JSON answer on stdout; never throws past main() so Python always gets JSON.
 //
 // request: {executable, args: [...], device: "Pixel 7", base: "http://127.0.0.1:PORT/",
-//           timeout_ms, jobs: [{kind: "bench", throttle, job: {...}}
-//                             | {kind: "page", throttle, poster, screenshot}]}
+//           timeout_ms, jobs: [{kind: "bench", throttle, job: {...}, init_script?}
+//                             | {kind: "page", throttle, poster, screenshot, init_script?}]}
 // answer:  {ok, chromium, playwright, device: {...}, results: [{ok, ..., error}]}
 import { createRequire } from "node:module";
 
@@ -25,11 +25,13 @@ async function readStdin() {
 
 // A fresh phone-sized context: device metrics, touch, mobile UA (Chrome version of the
 // browser actually running, so the UA does not claim another engine), CPU throttling.
-async function phonePage(browser, request, throttle) {
+async function phonePage(browser, request, spec) {
   const device = { ...devices[request.device] };
   const version = browser.version();
   device.userAgent = device.userAgent.replace(/Chrome\/[\d.]+/, `Chrome/${version}`);
   const context = await browser.newContext(device);
+  // A verification aid run before any page script (e.g. no_relaxed_simd.js); never in a page.
+  if (spec.init_script) await context.addInitScript({ path: spec.init_script });
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (error) => problems.push(`page error: ${firstLine(error)}`));
@@ -38,13 +40,13 @@ async function phonePage(browser, request, throttle) {
   });
   page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
   const cdp = await context.newCDPSession(page);
-  await cdp.send("Emulation.setCPUThrottlingRate", { rate: throttle });
+  await cdp.send("Emulation.setCPUThrottlingRate", { rate: spec.throttle });
   page.setDefaultTimeout(request.timeout_ms);
   return { context, page, problems, device };
 }
 
 async function benchJob(browser, request, spec) {
-  const { context, page, problems } = await phonePage(browser, request, spec.throttle);
+  const { context, page, problems } = await phonePage(browser, request, spec);
   try {
     await page.goto(new URL("bench.html", request.base).href, { waitUntil: "load" });
     await page.waitForFunction(() => typeof window.plPixels === "function");
@@ -62,7 +64,7 @@ async function benchJob(browser, request, spec) {
 // visit timed from navigation to "ready", a poster chosen through the file input, timed
 // until the genres are on screen, and a screenshot.
 async function pageJob(browser, request, spec) {
-  const { context, page, problems } = await phonePage(browser, request, spec.throttle);
+  const { context, page, problems } = await phonePage(browser, request, spec);
   const url = new URL("index.html", request.base).href;
   try {
     await page.goto(url, { waitUntil: "load" });

@@ -185,12 +185,12 @@ async function litertClassifier(config, modelBytes, base) {
   else if (wanted > 1 && !env.relaxed_simd) whyNot = "no relaxed SIMD in this browser";
   else if (wanted > 1 && !env.threads_supported) whyNot = "no WebAssembly threads in this browser";
   const threaded = wanted > 1 && whyNot === null;
+  // LiteRT.js's own loader picks the build from the folder (it fetches one): with
+  // {threads: true} litert_wasm_threaded_internal.js (relaxed SIMD + threads); without,
+  // litert_wasm_internal.js where the browser has relaxed SIMD, else
+  // litert_wasm_compat_internal.js (SIMD128 only: Safari today).
   const folder = new URL(`${base}/litert/`, location.href).href;
-  // A folder + {threads: true} makes LiteRT.js pick litert_wasm_threaded_internal.js; the
-  // one-thread page names its file (the relaxed-SIMD build) so nothing else is fetched.
-  const loading = threaded
-    ? litert.loadLiteRt(folder, { threads: true })
-    : litert.loadLiteRt(`${folder}litert_wasm_internal.js`);
+  const loading = litert.loadLiteRt(folder, threaded ? { threads: true } : undefined);
   const [, bytes] = await Promise.all([loading, modelBytes]);
   const threads = threaded ? wanted : 1;
   const model = await litert.loadAndCompile(bytes, {
