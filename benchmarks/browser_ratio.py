@@ -1,15 +1,22 @@
-"""Browser p50 / native LiteRT p50 at the same thread count, in interleaved rounds (issue 13).
+"""Browser p50 / native LiteRT p50 at the same thread count, in interleaved rounds (issue 13),
+for the shipped int8 model and, with --formats, other formats of the same model.
 
-    nice -n 10 .venv/bin/python benchmarks/browser_ratio.py          # measure + render
+    nice -n 10 .venv/bin/python benchmarks/browser_ratio.py          # int8: measure + render
+    nice -n 10 .venv/bin/python benchmarks/browser_ratio.py --formats int8,fp32,fp16
     .venv/bin/python benchmarks/browser_ratio.py --render-only       # JSON -> Markdown
 
-Runtime: about 1-2 min on 2 cores (5 rounds; each round one Chromium start and three page
-loads), well under 5 min on a loaded machine. Writes benchmarks/results/browser_ratio.json,
-then renders browser_ratio.md from that JSON alone.
+Runtime: about 1 min on 2 cores for int8 alone (5 rounds x 50 calls; each round one
+Chromium start and three page loads per format); each added format adds about as much
+again, so `--formats int8,fp32,fp16` takes about 3 min with the default --runs 50, inside
+the 5-min budget even on the loaded machine. Should it near 5 min, --runs 30 (fewer timed
+calls per configuration per round) trims it.
+Writes benchmarks/results/browser_ratio.json, then renders browser_ratio.md from that JSON
+alone.
 
 The target: per-poster p50 in the browser <= 4x native LiteRT's p50 in the same run. Fair
 means the same model file, the same poster, the same thread count and the same stretch of
-time, so each round measures, back to back:
+time, so each round measures, for each format back to back (the formats' order rotates
+from round to round, so none always goes first):
 1. native block: LiteRT (`ai_edge_litert`, XNNPACK) invoke p50 at 1 and at 2 threads, timed
    as `posterlite bench` times it (`bench.time_invokes`, after untimed warm-up calls);
 2. browser block: one headless Chromium (Pixel 7 emulation, CPU throttle 1x) from a local
@@ -22,6 +29,18 @@ over round i's native p50 at the thread count the page reports it ran), so load 
 and goes between rounds cancels as far as it can. Which .wasm build each runtime fetched,
 the browser's WebAssembly features, cross-origin isolation and the threads used are read
 from the page in every round and recorded.
+
+Formats (--formats, default int8 alone): int8 is the shipped `--model` and always the
+reference; fp32 / fp16 / dynamic are `<name>.<format>.tflite` in --format-dir, as
+`posterlite convert MODEL_DIR --format fp32 --format fp16 --out DIR` writes them (convert
+them fresh from the same model.keras if the files there are older than it). Every file
+must carry the int8 model's name, genres and input size; the run records each file's
+sha256 and its scores on the timed poster, so the table shows they compute the same
+thing. Per (format, runtime, threads) the results give the browser p50, native p50 of the
+same format, the ratio to it, and the ratio to native int8 at the same threads (what a
+web build of that format pays against the phone's native int8 app). The 4x verdict is
+judged on the int8 rows; another format's row says whether its page is faster or slower
+than the int8 page of the same runtime and threads (median of per-round p50 ratios).
 """
 
 from __future__ import annotations
@@ -35,28 +54,104 @@ from pathlib import Path
 import results_io as rio
 
 NAME = "browser_ratio"
-RUNTIME = "about 1-2 min on 2 cores"
+RUNTIME = "about 1 min on 2 cores for int8 alone, about 3 min for int8,fp32,fp16"
 DEFAULT_MODEL = rio.REPO / "models" / "mobilenet_v2" / "model.int8.tflite"
 SAMPLE = rio.REPO / "benchmarks" / "sample" / "Images"
 THREADS = (1, 2)
 # (runtime, threads asked): MediaPipe web has no threaded build, so it is asked for one.
 CONFIGS = (("mediapipe", 1), ("litert", 1), ("litert", 2))
 QUIET_LOAD = 1.0  # 1-min load average below which the machine counts as quiet (2 cores)
+REFERENCE = "int8"  # the shipped format: the target is judged on it, the others against it
+FORMATS = ("int8", "fp32", "fp16", "dynamic")
 
 
-def native_interpreters(model: Path, poster: Path, threads: tuple[int, ...]) -> dict:
-    """One LiteRT interpreter per thread count, fed the poster's pixels as `predict` feeds them."""
+def parse_formats(text: str) -> tuple[str, ...]:
+    """`int8,fp32` -> ("int8", "fp32"): known formats, no repeats, int8 among them."""
+    formats = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"unknown format(s) {', '.join(unknown)} (known: {', '.join(FORMATS)})")
+    if REFERENCE not in formats:
+        raise ValueError(
+            f"--formats must include {REFERENCE}, the reference every row is read against"
+        )
+    return (REFERENCE, *(f for f in formats if f != REFERENCE))
+
+
+def format_files(int8: Path, folder: Path, formats: tuple[str, ...]) -> dict[str, Path]:
+    """Each format's file: int8 is `int8` itself, another is the one `*.<format>.tflite` in
+    `folder`. No such file, or several: PosterliteError."""
+    from posterlite.errors import PosterliteError
+
+    out = {REFERENCE: Path(int8)}
+    for fmt in formats:
+        if fmt == REFERENCE:
+            continue
+        found = sorted(Path(folder).glob(f"*.{fmt}.tflite"))
+        if len(found) != 1:
+            what = "no" if not found else f"{len(found)}"
+            raise PosterliteError(
+                f"{what} *.{fmt}.tflite in {rio.rel(folder)}: convert one with `posterlite "
+                f"convert MODEL_DIR --format {fmt} --out DIR` and pass --format-dir DIR"
+            )
+        out[fmt] = found[0]
+    return out
+
+
+def round_order(formats: tuple[str, ...], index: int) -> list[str]:
+    """Round `index`'s order of formats: rotated by one each round."""
+    shift = index % len(formats)
+    return list(formats[shift:] + formats[:shift])
+
+
+def native_interpreters(model: Path, poster: Path, threads: tuple[int, ...]) -> tuple[dict, list]:
+    """One LiteRT interpreter per thread count, fed the poster's pixels as `predict` feeds
+    them, and the model's scores on the poster."""
     from posterlite.preprocess import load_poster
     from posterlite.runtime import PosterModel
 
-    out = {}
+    out, scores = {}, []
     for count in threads:
         model_ = PosterModel.load(model, threads=count)
-        interpreter = model_.interpreter
         pixels = load_poster(poster, model_.input_size)
+        if not scores:
+            scores = [float(v) for v in model_.predict_pixels(pixels)[0]]
+        interpreter = model_.interpreter
         interpreter.set_tensor(interpreter.get_input_details()[0]["index"], model_.prepare(pixels))
         out[count] = interpreter
-    return out
+    return out, scores
+
+
+def model_record(path: Path, reference: Path) -> dict:
+    """What the run records about a format's file; PosterliteError when it is not the same
+    model as the int8 reference (name, genres, input size from the metadata)."""
+    import json
+
+    from posterlite.errors import PosterliteError
+    from posterlite.fileio import sha256_file
+    from posterlite.metadata import read_metadata
+
+    info, ref = read_metadata(path), read_metadata(reference)
+    mine = (info.name, tuple(info.genres), info.input and tuple(info.input.shape))
+    theirs = (ref.name, tuple(ref.genres), ref.input and tuple(ref.input.shape))
+    if mine != theirs:
+        raise PosterliteError(
+            f"{rio.rel(path)} is not the same model as {rio.rel(reference)} "
+            f"(name, genres, input: {mine} vs {theirs})"
+        )
+    sidecar = path.with_suffix(".json")
+    source = None
+    if sidecar.is_file():
+        try:
+            source = json.loads(sidecar.read_text(encoding="utf-8")).get("source_model")
+        except ValueError:
+            source = None
+    return {
+        "path": rio.rel(path),
+        "sha256": sha256_file(path)[:12],
+        "size_bytes": path.stat().st_size,
+        "sidecar_source_model": rio.rel(source) if source else None,
+    }
 
 
 def native_block(interpreters: dict, runs: int, warmup: int) -> dict[int, float]:
@@ -87,100 +182,157 @@ def browser_block(model: Path, poster: Path, runs: int, warmup: int) -> list:
     return [by_config[c] for c in CONFIGS]
 
 
+ROUND_KEYS = (
+    "wasm_variant",
+    "wasm_features_in_page",
+    "cross_origin_isolated",
+    "threads",
+    "runtime_thread_count",
+    "workers_started",
+    "why_not_threaded",
+)
+
+
 def measure(args, argv: list[str]) -> dict:
     import numpy as np
 
     from posterlite import browser
-    from posterlite.fileio import sha256_file
 
     env = rio.environment()
     started = time.perf_counter()
     model = args.model.resolve()
     poster = (args.poster or min(SAMPLE.glob("*.jpg"))).resolve()
-    interpreters = native_interpreters(model, poster, THREADS)
-    native = {count: [] for count in THREADS}
-    configs = [
-        {"runtime": r, "threads_requested": t, "p50_ms": [], "load_ms": [], "rounds": []}
-        for r, t in CONFIGS
-    ]
+    files = format_files(model, (args.format_dir or model.parent).resolve(), args.formats)
+    models = {fmt: model_record(path, model) for fmt, path in files.items()}
+    interpreters = {}
+    for fmt, path in files.items():
+        interpreters[fmt], models[fmt]["native_scores"] = native_interpreters(path, poster, THREADS)
+    native = {fmt: {count: [] for count in THREADS} for fmt in files}
+    configs = {
+        fmt: [
+            {"format": fmt, "runtime": r, "threads_requested": t, "p50_ms": [], "load_ms": [],
+             "rounds": []}
+            for r, t in CONFIGS
+        ]
+        for fmt in files
+    }  # fmt: skip
     chromium = ""
+    orders = []
     for index in range(args.rounds):
-        for count, p50 in native_block(interpreters, args.runs, args.warmup).items():
-            native[count].append(p50)
-        for entry, m in zip(configs, browser_block(model, poster, args.runs, args.warmup),
-                            strict=True):  # fmt: skip
-            chromium = m.chromium
-            record = browser.device_record(m)
-            entry["p50_ms"].append(float(np.percentile(m.warm_ms, 50)))
-            entry["load_ms"].append(m.model_load_ms)
-            entry["rounds"].append(
-                {
-                    k: record.get(k)
-                    for k in (
-                        "wasm_variant",
-                        "wasm_features_in_page",
-                        "cross_origin_isolated",
-                        "threads",
-                        "runtime_thread_count",
-                        "workers_started",
-                        "why_not_threaded",
-                    )
-                }  # fmt: skip
+        order = round_order(args.formats, index)
+        orders.append(order)
+        for fmt in order:
+            for count, p50 in native_block(interpreters[fmt], args.runs, args.warmup).items():
+                native[fmt][count].append(p50)
+            measured = browser_block(files[fmt], poster, args.runs, args.warmup)
+            for entry, m in zip(configs[fmt], measured, strict=True):
+                chromium = m.chromium
+                record = browser.device_record(m)
+                entry["p50_ms"].append(float(np.percentile(m.warm_ms, 50)))
+                entry["load_ms"].append(m.model_load_ms)
+                entry["rounds"].append({k: record.get(k) for k in ROUND_KEYS})
+                entry["device"] = record  # the last round's full record
+                entry["runtime_package"] = record["runtime_package"]
+                entry["page_scores"] = [float(v) for v in m.scores[0]]  # the last round's
+            print(
+                f"round {index + 1}/{args.rounds} {fmt}: native "
+                + ", ".join(f"{c}t {native[fmt][c][-1]:.2f} ms" for c in THREADS)
+                + "; browser "
+                + ", ".join(
+                    f"{e['runtime']} {e['threads_requested']}t {e['p50_ms'][-1]:.2f} ms"
+                    for e in configs[fmt]
+                ),  # fmt: skip
+                file=sys.stderr,
             )
-            entry["device"] = record  # the last round's full record
-            entry["runtime_package"] = record["runtime_package"]
-        print(
-            f"round {index + 1}/{args.rounds}: native "
-            + ", ".join(f"{c}t {native[c][-1]:.2f} ms" for c in THREADS)
-            + "; browser "
-            + ", ".join(
-                f"{e['runtime']} {e['threads_requested']}t {e['p50_ms'][-1]:.2f} ms"
-                for e in configs
-            ),  # fmt: skip
-            file=sys.stderr,
-        )
     return {
+        "schema": 2,
         "command": rio.command("browser_ratio.py", argv),
         "environment": env,
         "load_average_1min_at_end": round(os.getloadavg()[0], 2),
         "wall_time_s": time.perf_counter() - started,
-        "model": rio.rel(model),
-        "model_sha256": sha256_file(model)[:12],
+        "formats": list(args.formats),
+        "models": models,
+        "model": models[REFERENCE]["path"],
+        "model_sha256": models[REFERENCE]["sha256"],
         "poster": rio.rel(poster),
         "rounds": args.rounds,
+        "round_orders": orders,
         "runs_per_round": args.runs,
         "warmup": args.warmup,
         "cpu_throttle": 1,
         "chromium": chromium,
         "versions": browser.runtime_versions(browser.find_tools().modules),
         "target_ratio": browser.RATIO_TARGET,
-        "native_p50_ms": {str(c): v for c, v in native.items()},
-        "browser": configs,
+        "native_p50_ms": {
+            fmt: {str(c): v for c, v in per_count.items()} for fmt, per_count in native.items()
+        },
+        "browser": [entry for fmt in files for entry in configs[fmt]],
     }
 
 
 # ------------------------------------------------------------------------------ render
+def normalized(payload: dict) -> dict:
+    """The payload in the multi-format shape. A record from before --formats (int8 only:
+    `native_p50_ms` keyed by thread count, browser entries without a format) reads as one
+    int8 format; nothing else changes."""
+    if "formats" in payload:
+        return payload
+    return {
+        **payload,
+        "formats": [REFERENCE],
+        "models": {REFERENCE: {"path": payload["model"], "sha256": payload["model_sha256"]}},
+        "native_p50_ms": {REFERENCE: payload["native_p50_ms"]},
+        "browser": [{**entry, "format": REFERENCE} for entry in payload["browser"]],
+    }
+
+
+def threads_used(entry: dict) -> str:
+    """Threads the page reported, the same in every round, else "varied"."""
+    used = sorted({str(r.get("threads")) for r in entry["rounds"]})
+    return used[0] if len(used) == 1 else "varied"
+
+
 def ratios(payload: dict) -> list[dict]:
-    """Per configuration: threads used (as the page reported, the same in every round or
-    "varied"), its native p50s at that count, and `browser.ratio_to_native`'s verdict."""
+    """Per (format, runtime, threads): threads used, native p50s of the same format at that
+    count and `browser.ratio_to_native`'s verdict on them (`result`), the ratio to native
+    int8 at that count (`to_int8`), and, for a format other than int8, the median of the
+    per-round p50 ratios to the int8 page of the same runtime and threads (`vs_int8_page`)."""
     from posterlite.browser import ratio_to_native
 
+    payload = normalized(payload)
+    target = payload["target_ratio"]
+    natives = payload["native_p50_ms"]
+    entries = payload["browser"]
+    reference = {
+        (e["runtime"], e["threads_requested"]): e for e in entries if e["format"] == REFERENCE
+    }
     out = []
-    for entry in payload["browser"]:
-        used = sorted({str(r.get("threads")) for r in entry["rounds"]})
-        variants = sorted({str(r.get("wasm_variant")) for r in entry["rounds"]})
-        threads = used[0] if len(used) == 1 else "varied"
-        native = payload["native_p50_ms"].get(threads)
-        result = None
+    for entry in entries:
+        threads = threads_used(entry)
+        native = natives.get(entry["format"], {}).get(threads)
+        native_int8 = natives.get(REFERENCE, {}).get(threads)
+        result = to_int8 = vs_page = None
         if native is not None:
-            result = ratio_to_native(entry["p50_ms"], native, payload["target_ratio"])
+            result = ratio_to_native(entry["p50_ms"], native, target)
+        if native_int8 is not None:
+            to_int8 = ratio_to_native(entry["p50_ms"], native_int8, target)
+        page = reference.get((entry["runtime"], entry["threads_requested"]))
+        if entry["format"] != REFERENCE and page is not None:
+            per_round = [a / b for a, b in zip(entry["p50_ms"], page["p50_ms"], strict=True)]
+            vs_page = {
+                "ratio": statistics.median(per_round),
+                "per_round": per_round,
+                "faster_rounds": sum(v < 1 for v in per_round),
+            }
         out.append(
             {
                 **entry,
                 "threads_used": threads,
-                "variants": variants,
+                "variants": sorted({str(r.get("wasm_variant")) for r in entry["rounds"]}),
                 "native": native,
                 "result": result,
+                "to_int8": to_int8,
+                "vs_int8_page": vs_page,
             }
         )
     return out
@@ -189,25 +341,57 @@ def ratios(payload: dict) -> list[dict]:
 LABELS = {"mediapipe": "MediaPipe web", "litert": "LiteRT.js"}
 
 
+def _label(row: dict) -> str:
+    return LABELS.get(row["runtime"], row["runtime"])
+
+
+def page_verdict(vs: dict | None) -> str:
+    """A non-int8 row's verdict: faster / slower than the int8 page, from the data."""
+    if vs is None:
+        return "not measured (no int8 page of this runtime and threads)"
+    ratio, rounds = vs["ratio"], len(vs["per_round"])
+    word = "faster" if ratio < 1 else "slower" if ratio > 1 else "as fast as"
+    return (
+        f"{word} than the int8 page ({ratio:.2f}x its p50; faster in "
+        f"{vs['faster_rounds']} of {rounds} rounds)"
+    )
+
+
+def _max_diff(a: list | None, b: list | None) -> str:
+    if not a or not b:
+        return "-"
+    return f"{max(abs(x - y) for x, y in zip(a, b, strict=True)):.3f}"
+
+
 def render(payload: dict) -> str:
+    payload = normalized(payload)
     lines = rio.header(
         "Browser p50 vs native LiteRT p50 at the same thread count (issue 13)", payload, RUNTIME
     )
     target = payload["target_ratio"]
     versions = payload.get("versions", {})
     load_end = payload.get("load_average_1min_at_end")
+    formats = payload["formats"]
+    models = payload["models"]
+    ref = models[REFERENCE]
+    shown_formats = (
+        f"format{'s' if len(formats) > 1 else ''} {', '.join(formats)} (int8 is the reference)"
+        if len(formats) > 1
+        else "int8 only"
+    )
     lines += [
-        f"Model `{payload['model']}` (sha256 {payload['model_sha256']}), poster "
+        f"Model `{ref['path']}` (sha256 {ref['sha256']}), {shown_formats}, poster "
         f"`{payload['poster']}`; Chromium {payload['chromium']} headless, Pixel 7 emulated, "
         f"CPU throttle {payload['cpu_throttle']}x, `@mediapipe/tasks-vision` "
         f"{versions.get('mediapipe', '?')}, `@litertjs/core` {versions.get('litert', '?')}. "
-        f"{payload['rounds']} interleaved rounds (native block, then browser block) x "
+        f"{payload['rounds']} interleaved rounds (per format: native block, then browser "
+        f"block{'; the order of formats rotates each round' if len(formats) > 1 else ''}) x "
         f"{payload['runs_per_round']} timed calls per configuration after "
         f"{payload['warmup']} untimed; 1-min load average at the end "
         f"{'-' if load_end is None else load_end}.",
         "",
         f"Target: browser p50 <= {target:g}x native LiteRT p50 at the same thread count, same "
-        "run. Ratio = median of the per-round ratios.",
+        "run, judged on the int8 rows. Ratio = median of the per-round ratios.",
         "",
     ]
     loads = [payload.get("environment", {}).get("load_average_1min_at_start"), load_end]
@@ -221,66 +405,134 @@ def render(payload: dict) -> str:
             "machine before quoting these ratios.",
             "",
         ]
-    lines += [
-        "| runtime | WebAssembly build fetched (read from the page) | threads asked / used "
-        "| cross-origin isolated | browser p50 ms | native p50 ms (same threads) | ratio "
-        "| per-round ratios | verdict |",
-        "|---|---|---:|---|---:|---:|---:|---|---|",
-    ]
     rows = ratios(payload)
+    if len(formats) > 1:
+        lines += [
+            "| format | file | sha256 | MB | source model (sidecar) | native scores on the poster, "
+            "max abs diff vs int8 | page scores, max abs diff vs native same format |",
+            "|---|---|---|---:|---|---:|---:|",
+        ]
+        ref_scores = ref.get("native_scores")
+        for fmt in formats:
+            m = models[fmt]
+            page = [
+                _max_diff(r.get("page_scores"), m.get("native_scores"))
+                for r in rows
+                if r["format"] == fmt
+            ]
+            known = [float(v) for v in page if v != "-"]
+            size = m.get("size_bytes")
+            lines.append(
+                f"| {fmt} | `{m['path']}` | {m['sha256']} | "
+                f"{'-' if size is None else f'{size / 1e6:.2f}'} | "
+                f"{'`' + m['sidecar_source_model'] + '`' if m.get('sidecar_source_model') else '-'} | "
+                f"{'reference' if fmt == REFERENCE else _max_diff(m.get('native_scores'), ref_scores)} | "
+                f"{f'{max(known):.3f}' if known else '-'} |"
+            )
+        lines += [
+            "",
+            rio.note(
+                "page scores come from the browser's own JPEG decode, native from "
+                "posterlite's, so the page column includes the decoder's difference."
+            ),
+            "",
+        ]
+    lines += [
+        "| format | runtime | WebAssembly build fetched (read from the page) | threads asked "
+        "/ used | cross-origin isolated | browser p50 ms | native p50 ms (same format, same "
+        "threads) | ratio to native, same format | ratio to native int8, same threads "
+        "| per-round ratios (same format) | verdict |",
+        "|---|---|---|---:|---|---:|---:|---:|---:|---|---|",
+    ]
     for row in rows:
         isolated = sorted({str(r.get("cross_origin_isolated")) for r in row["rounds"]})
         browser_p50 = statistics.median(row["p50_ms"])
         if row["result"] is None:
             native, ratio, per_round = "-", "-", "-"
-            shown = f"not measured (no native LiteRT p50 at {row['threads_used']} threads)"
         else:
             native = f"{statistics.median(row['native']):.2f}"
             ratio = f"{row['result']['ratio']:.2f}x"
             per_round = ", ".join(f"{v:.2f}" for v in row["result"]["per_round"])
+        to_int8 = "-" if row["to_int8"] is None else f"{row['to_int8']['ratio']:.2f}x"
+        if row["format"] != REFERENCE:
+            shown = page_verdict(row["vs_int8_page"])
+        elif row["result"] is None:
+            shown = f"not measured (no native LiteRT p50 at {row['threads_used']} threads)"
+        else:
             shown = rio.verdict(row["result"]["met"])
         lines.append(
-            f"| {LABELS.get(row['runtime'], row['runtime'])} | {'; '.join(row['variants'])} | "
+            f"| {row['format']} | {_label(row)} | {'; '.join(row['variants'])} | "
             f"{row['threads_requested']} / {row['threads_used']} | {', '.join(isolated)} | "
-            f"{browser_p50:.2f} | {native} | {ratio} | {per_round} | {shown} |"
+            f"{browser_p50:.2f} | {native} | {ratio} | {to_int8} | {per_round} | {shown} |"
         )
-    judged = [r for r in rows if r["result"] is not None]
+    judged = [r for r in rows if r["format"] == REFERENCE and r["result"] is not None]
     met = [r for r in judged if r["result"]["met"]]
     lines.append("")
     if not judged:
-        lines.append(f"Overall: {rio.verdict(None)}.")
+        lines.append(f"Overall (int8): {rio.verdict(None)}.")
     elif met:
         names = ", ".join(
-            f"{LABELS.get(r['runtime'], r['runtime'])} at {r['threads_used']} thread(s) "
-            f"({r['result']['ratio']:.2f}x)"
+            f"{_label(r)} at {r['threads_used']} thread(s) ({r['result']['ratio']:.2f}x)"
             for r in met
         )
-        lines.append(f"Overall: **{rio.verdict(True)}** by {names}.")
+        lines.append(f"Overall (int8): **{rio.verdict(True)}** by {names}.")
     else:
         best = min(judged, key=lambda r: r["result"]["ratio"])
         lines.append(
-            f"Overall: **{rio.verdict(False)}**: the best is "
-            f"{LABELS.get(best['runtime'], best['runtime'])} at {best['threads_used']} "
-            f"thread(s), {best['result']['ratio']:.2f}x."
+            f"Overall (int8): **{rio.verdict(False)}**: the best is {_label(best)} at "
+            f"{best['threads_used']} thread(s), {best['result']['ratio']:.2f}x."
         )
-    native_rows = ", ".join(
-        f"{c} thread(s): {', '.join(f'{v:.2f}' for v in values)}"
-        for c, values in payload["native_p50_ms"].items()
+    others = [r for r in rows if r["format"] != REFERENCE and r["vs_int8_page"] is not None]
+    if others:
+
+        def named(r: dict) -> str:
+            return (
+                f"{r['format']} on {_label(r)} at {r['threads_used']} thread(s) "
+                f"({r['vs_int8_page']['ratio']:.2f}x)"
+            )
+
+        faster = [named(r) for r in others if r["vs_int8_page"]["ratio"] < 1]
+        slower = [named(r) for r in others if r["vs_int8_page"]["ratio"] >= 1]
+        lines += [
+            "",
+            "Other formats against the int8 page of the same runtime and threads (median of "
+            f"per-round p50 ratios): faster: {', '.join(faster) or 'none'}; not faster: "
+            f"{', '.join(slower) or 'none'}.",
+        ]
+        priced = [r for r in rows if r["to_int8"] is not None]
+        for count in sorted({r["threads_used"] for r in priced}):
+            at = [r for r in priced if r["threads_used"] == count]
+            best = min(at, key=lambda r: r["to_int8"]["ratio"])
+            lines.append(
+                f"- at {count} thread(s), the page closest to native int8 is {best['format']} "
+                f"on {_label(best)}: {best['to_int8']['ratio']:.2f}x native int8's p50"
+            )
+    native_rows = "; ".join(
+        f"{fmt} at {c} thread(s): {', '.join(f'{v:.2f}' for v in values)}"
+        for fmt in formats
+        for c, values in payload["native_p50_ms"][fmt].items()
     )
     lines += [
         "",
         f"Native LiteRT p50 per round (ms): {native_rows}.",
         "",
-        "| runtime | threads used | browser p50 per round (ms) | model load per round (ms) "
-        "| WebAssembly features in the page | runtime thread count | workers started |",
-        "|---|---:|---|---|---|---|---|",
+    ]
+    if payload.get("round_orders") and len(formats) > 1:
+        orders = "; ".join(
+            f"{i + 1}: {', '.join(order)}" for i, order in enumerate(payload["round_orders"])
+        )
+        lines += [f"Order of formats per round: {orders}.", ""]
+    lines += [
+        "| format | runtime | threads used | browser p50 per round (ms) | model load per round "
+        "(ms) | WebAssembly features in the page | runtime thread count | workers started |",
+        "|---|---|---:|---|---|---|---|---|",
     ]
     for row in rows:
         features = sorted({str(r.get("wasm_features_in_page")) for r in row["rounds"]})
         counts = sorted({str(r.get("runtime_thread_count") or "-") for r in row["rounds"]})
         workers = sorted({str(r.get("workers_started")) for r in row["rounds"]})
         lines.append(
-            f"| {LABELS.get(row['runtime'], row['runtime'])} | {row['threads_used']} | "
+            f"| {row['format']} | {_label(row)} | {row['threads_used']} | "
             f"{', '.join(f'{v:.2f}' for v in row['p50_ms'])} | "
             f"{', '.join(f'{v:.0f}' for v in row['load_ms'])} | {'; '.join(features)} | "
             f"{', '.join(counts)} | {', '.join(workers)} |"
@@ -289,7 +541,7 @@ def render(payload: dict) -> str:
     absent = [
         f"{LABELS.get(runtime, runtime)} at {count} threads"
         for runtime in dict.fromkeys(r["runtime"] for r in rows)
-        for count in (int(c) for c in payload["native_p50_ms"])
+        for count in (int(c) for c in payload["native_p50_ms"][REFERENCE])
         if (runtime, count) not in asked
     ]
     lines.append("")
@@ -316,13 +568,30 @@ def render(payload: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = rio.make_parser(__doc__, NAME)
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL, help="int8 .tflite")
+    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                        help="the int8 .tflite, the reference (default: the shipped MobileNetV2)")  # fmt: skip
+    parser.add_argument(
+        "--formats",
+        default=REFERENCE,
+        help=f"comma-separated formats to measure, int8 among them ({', '.join(FORMATS)}; "
+        "default: int8 alone). Each format adds about 1 min; int8,fp32,fp16 takes about "
+        "3 min (under 5 even loaded; --runs 30 trims it if needed)",
+    )
+    parser.add_argument("--format-dir", type=Path, default=None,
+                        help="folder holding <name>.<format>.tflite for each format but int8 "
+                        "(default: --model's folder)")  # fmt: skip
     parser.add_argument("--poster", type=Path, default=None,
                         help="poster to time (default: the sample's first)")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--runs", type=int, default=50, help="timed calls per config per round")
+    parser.add_argument("--runs", type=int, default=50,
+                        help="timed calls per configuration per round (default 50; fewer, "
+                        "e.g. 30, if a run of several formats must be shorter)")  # fmt: skip
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
     args = parser.parse_args(argv)
+    try:
+        args.formats = parse_formats(args.formats)
+    except ValueError as exc:
+        parser.error(str(exc))
     from posterlite.errors import PosterliteError
 
     try:

@@ -279,3 +279,123 @@ def test_stale_results_say_so(tmp_path):
     payload["environment"] = None
     text = render_into(tmp_path, "linear_probe", payload)
     assert "- CPU: not recorded" in text and "- date: not recorded" in text
+
+
+# --------------------------------------------------------- browser_ratio with --formats
+def browser_ratio_payload(browser_ms: dict, native_ms: dict) -> dict:
+    """The committed record's machine facts with synthetic timings: `browser_ms` maps
+    (format, runtime, threads) to that page's p50 per round (a number: every round),
+    `native_ms` (format, threads) to native LiteRT's p50 every round."""
+    payload = copy.deepcopy(committed("browser_ratio"))
+    rounds = payload["rounds"]
+    template = {(e["runtime"], e["threads_requested"]): e for e in payload["browser"]}
+
+    def per_round(value):
+        return list(value) if isinstance(value, list | tuple) else [float(value)] * rounds
+
+    formats = list(dict.fromkeys(f for f, _, _ in browser_ms))
+    payload["schema"] = 2
+    payload["formats"] = formats
+    payload["models"] = {
+        f: {
+            "path": f"models/mobilenet_v2/mobilenet_v2.{f}.tflite",
+            "sha256": "0" * 12,
+            "size_bytes": 3_000_000,
+            "native_scores": [0.5] * 6,
+        }
+        for f in formats
+    }
+    payload["native_p50_ms"] = {
+        f: {str(t): per_round(native_ms[(f, t)]) for t in (1, 2)} for f in formats
+    }
+    payload["browser"] = [
+        {**copy.deepcopy(template[(runtime, threads)]), "format": f, "p50_ms": per_round(ms)}
+        for (f, runtime, threads), ms in browser_ms.items()
+    ]
+    return payload
+
+
+INT8_NATIVE = {("int8", 1): 4.0, ("int8", 2): 4.0}
+
+
+def test_browser_ratio_int8_verdict_follows_the_data(tmp_path):
+    int8 = {
+        ("int8", "mediapipe", 1): 20.0,
+        ("int8", "litert", 1): 12.0,
+        ("int8", "litert", 2): 18.0,
+    }
+    text = render_into(tmp_path, "browser_ratio", browser_ratio_payload(int8, INT8_NATIVE))
+    assert re.search(r"\| int8 \| LiteRT\.js \| [^|]+ \| 1 / 1 \| true \| 12\.00 \| 4\.00 \| "
+                     r"3\.00x \| 3\.00x \| 3\.00, 3\.00, 3\.00, 3\.00, 3\.00 \| met \|", text)  # fmt: skip
+    assert re.search(r"\| int8 \| MediaPipe web \| [^|]+ \| 1 / 1 \| true \| 20\.00 \| 4\.00 \| "
+                     r"5\.00x \| 5\.00x \| [^|]+ \| missed \|", text)  # fmt: skip
+    assert "Overall (int8): **met** by LiteRT.js at 1 thread(s) (3.00x)." in text
+    assert "Other formats against the int8 page" not in text
+
+    int8[("int8", "litert", 1)] = 17.0
+    text = render_into(tmp_path, "browser_ratio", browser_ratio_payload(int8, INT8_NATIVE))
+    assert "Overall (int8): **missed**: the best is LiteRT.js at 1 thread(s), 4.25x." in text
+    assert "| met |" not in text
+
+
+def test_browser_ratio_other_formats_faster_or_slower_than_the_int8_page(tmp_path):
+    timings = {
+        ("int8", "mediapipe", 1): 20.0,
+        ("int8", "litert", 1): 12.0,
+        ("int8", "litert", 2): 18.0,
+        ("fp32", "mediapipe", 1): 16.0,  # faster than the int8 page: 0.80x
+        ("fp32", "litert", 1): 24.0,  # slower: 2.00x
+        ("fp32", "litert", 2): [10.0, 10.0, 10.0, 30.0, 30.0],  # faster in 3 of 5 rounds
+    }
+    native = {**INT8_NATIVE, ("fp32", 1): 8.0, ("fp32", 2): 8.0}
+    text = render_into(tmp_path, "browser_ratio", browser_ratio_payload(timings, native))
+    # ratio to native fp32 (16 / 8) and to native int8 (16 / 4); never a 4x verdict
+    assert re.search(
+        r"\| fp32 \| MediaPipe web \| [^|]+ \| 1 / 1 \| true \| 16\.00 \| 8\.00 \| 2\.00x \| "
+        r"4\.00x \| [^|]+ \| faster than the int8 page \(0\.80x its p50; faster in 5 of 5 "
+        r"rounds\) \|",
+        text,
+    )
+    assert re.search(
+        r"\| fp32 \| LiteRT\.js \| [^|]+ \| 1 / 1 \| true \| 24\.00 \| 8\.00 \| 3\.00x \| "
+        r"6\.00x \| [^|]+ \| slower than the int8 page \(2\.00x its p50; faster in 0 of 5 "
+        r"rounds\) \|",
+        text,
+    )
+    assert "faster than the int8 page (0.56x its p50; faster in 3 of 5 rounds)" in text
+    fp32_rows = [
+        line for line in text.splitlines() if line.startswith("| fp32 | ") and "x |" in line
+    ]
+    assert len(fp32_rows) == 3 and not any(r.endswith(("| met |", "| missed |")) for r in fp32_rows)
+    assert (
+        "faster: fp32 on MediaPipe web at 1 thread(s) (0.80x), fp32 on LiteRT.js at 2 "
+        "thread(s) (0.56x); not faster: fp32 on LiteRT.js at 1 thread(s) (2.00x)." in text
+    )
+    # the page closest to native int8 per thread count, from the same figures
+    assert "- at 1 thread(s), the page closest to native int8 is int8 on LiteRT.js: 3.00x" in text
+    assert "- at 2 thread(s), the page closest to native int8 is fp32 on LiteRT.js: 2.50x" in text
+    # the 4x target is still judged on int8 alone, as without --formats
+    assert "Overall (int8): **met** by LiteRT.js at 1 thread(s) (3.00x)." in text
+    assert "| fp32 | `models/mobilenet_v2/mobilenet_v2.fp32.tflite` | 000000000000 | 3.00 |" in text
+
+
+def test_browser_ratio_formats_option(tmp_path, capsys):
+    browser_ratio = script("browser_ratio")
+    assert browser_ratio.parse_formats("fp16, int8,fp16") == ("int8", "fp16")
+    for bad, why in (("fp32", "must include int8"), ("int8,int4", "unknown format(s) int4")):
+        with pytest.raises(SystemExit) as exit_info:
+            browser_ratio.main(["--formats", bad, "--results", str(tmp_path)])
+        assert exit_info.value.code == 2
+        assert why in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())  # refused before measuring anything
+
+    int8 = tmp_path / "model.int8.tflite"
+    (tmp_path / "formats").mkdir()
+    (tmp_path / "formats" / "mobilenet_v2.fp32.tflite").write_bytes(b"x")
+    files = browser_ratio.format_files(int8, tmp_path / "formats", ("int8", "fp32"))
+    assert files == {"int8": int8, "fp32": tmp_path / "formats" / "mobilenet_v2.fp32.tflite"}
+    from posterlite.errors import PosterliteError
+
+    with pytest.raises(PosterliteError, match=r"no \*\.fp16\.tflite"):
+        browser_ratio.format_files(int8, tmp_path / "formats", ("int8", "fp16"))
+    assert browser_ratio.round_order(("int8", "fp32", "fp16"), 1) == ["fp32", "fp16", "int8"]
