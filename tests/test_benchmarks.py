@@ -28,6 +28,7 @@ RENDERERS = {
     "calibration_size": "calibration_size",
     "convert_formats": "convert_formats",
     "data_scan": "data_scan",
+    "finetune_ablation": "finetune_ablation",
     "linear_probe": "linear_probe",
     "make_sample": "make_sample",
     "predict_throughput": "predict_throughput",
@@ -399,3 +400,18 @@ def test_browser_ratio_formats_option(tmp_path, capsys):
     with pytest.raises(PosterliteError, match=r"no \*\.fp16\.tflite"):
         browser_ratio.format_files(int8, tmp_path / "formats", ("int8", "fp16"))
     assert browser_ratio.round_order(("int8", "fp32", "fp16"), 1) == ["fp32", "fp16", "int8"]
+
+
+def test_finetune_ablation_best_follows_the_data(tmp_path):
+    payload = copy.deepcopy(committed("finetune_ablation"))
+    rows = payload["rows"]
+    assert {r["variant"] for r in rows} >= {"baseline", "bn_train", "crop_0.5", "crop_1.0"}
+    worst = min(rows, key=lambda r: r["best_val_map"])
+    worst["best_val_map"] = 0.99  # now the "worst" variant wins on validation
+    text = render_into(tmp_path, "finetune_ablation", payload)
+    assert f"Best on validation: {worst['variant']} (0.9900)" in text
+    assert f"| {worst['variant']} | " in text and "+0.0000 |" in text
+    if payload.get("full_runs"):
+        payload["full_runs"][-1]["best_val_map"] = 0.98
+        text = render_into(tmp_path, "finetune_ablation", payload)
+        assert f"Best full run on validation: {payload['full_runs'][-1]['label']} (0.9800)" in text

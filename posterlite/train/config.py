@@ -84,6 +84,8 @@ class EndToEndConfig:
 
     Defaults: the trial in ../shared/notes/finetune-measured.md (peak lr 2e-4, AdamW 1e-4,
     one-third-epoch warm-up, BN frozen, 160 px epochs) plus one finishing epoch at 224 px.
+    BN frozen, crop scale 0.7 and the head's 3x lr were then measured against trainable BN,
+    crop 0.5 / none and 1x on validation: `benchmarks/results/finetune_ablation.md`.
     """
 
     # (input size, epochs) in order: progressive resizing, most epochs at low resolution.
