@@ -350,9 +350,9 @@ def page_verdict(vs: dict | None) -> str:
     if vs is None:
         return "not measured (no int8 page of this runtime and threads)"
     ratio, rounds = vs["ratio"], len(vs["per_round"])
-    word = "faster" if ratio < 1 else "slower" if ratio > 1 else "as fast as"
+    word = "faster than" if ratio < 1 else "slower than" if ratio > 1 else "as fast as"
     return (
-        f"{word} than the int8 page ({ratio:.2f}x its p50; faster in "
+        f"{word} the int8 page ({ratio:.2f}x its p50; faster in "
         f"{vs['faster_rounds']} of {rounds} rounds)"
     )
 
@@ -388,19 +388,20 @@ def render(payload: dict) -> str:
         f"block{'; the order of formats rotates each round' if len(formats) > 1 else ''}) x "
         f"{payload['runs_per_round']} timed calls per configuration after "
         f"{payload['warmup']} untimed; 1-min load average at the end "
-        f"{'-' if load_end is None else load_end}.",
+        f"{'-' if load_end is None else load_end} (this run's own work included).",
         "",
         f"Target: browser p50 <= {target:g}x native LiteRT p50 at the same thread count, same "
         "run, judged on the int8 rows. Ratio = median of the per-round ratios.",
         "",
     ]
-    loads = [payload.get("environment", {}).get("load_average_1min_at_start"), load_end]
-    loads = [v for v in loads if v is not None]
-    if not loads or max(loads) >= QUIET_LOAD:
-        shown_loads = " / ".join(f"{v:g}" for v in loads) or "not recorded"
+    # Judged at the start: the run itself keeps both cores busy (Chromium, its workers and
+    # the native rounds), so the load at the end is mostly this benchmark's own.
+    load_start = payload.get("environment", {}).get("load_average_1min_at_start")
+    if load_start is None or load_start >= QUIET_LOAD:
+        shown = "not recorded" if load_start is None else f"{load_start:g}"
         lines += [
-            f"**Not a record: the machine was not quiet** (1-min load average at start / end: "
-            f"{shown_loads}; quiet means < {QUIET_LOAD:g}). Other work competes for the cores, "
+            f"**Not a record: the machine was not quiet** (1-min load average at start: "
+            f"{shown}; quiet means < {QUIET_LOAD:g}). Other work competes for the cores, "
             "most of all at 2 threads: rerun `python benchmarks/browser_ratio.py` on a quiet "
             "machine before quoting these ratios.",
             "",
