@@ -36,6 +36,9 @@ VARIANTS: dict[str, dict] = {
     "crop_1.0": {"crop_scale": 1.0, "crop_ratio": 1.0},
     "head_lr_x1": {"head_lr_multiplier": 1.0},
     "ema_0.995": {"ema": 0.995},
+    # Not a setting: the baseline again with another seed (augmentation draws, epoch order),
+    # to show how far apart two runs of the same recipe land.
+    "baseline_seed1": {"seed": 1},
 }
 
 
@@ -67,11 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         "and history: recipe, val mAP per epoch, wall time, peak RSS) for comparison; with "
         "--render-only the ablation is not re-run, only these are (re)recorded",
     )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="keep the recorded variants and add (or redo) only --variants (same head, "
+        "schedule and arch as the record; its command gains this one)",
+    )
     args = parser.parse_args(argv)
     unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}")
-    payload = rio.measured_or_loaded(args, NAME, lambda: measure(args, argv))
+    payload = rio.measured_or_loaded(args, NAME, lambda: measured(args, argv))
     if args.full_run:
         payload["full_runs"] = [full_run(spec) for spec in args.full_run]
         payload["full_runs_command"] = rio.command("finetune_ablation.py", argv)
@@ -79,6 +88,25 @@ def main(argv: list[str] | None = None) -> int:
         payload = rio.load_json(args.results, NAME)
     rio.publish(args.results, NAME, render(payload))
     return 0
+
+
+def measured(args, argv: list[str]) -> dict:
+    """A new record, or with --append the recorded one with --variants (re)measured."""
+    if not args.append:
+        return measure(args, argv)
+    before = rio.load_json(args.results, NAME)
+    if before["arch"] != args.arch or before["schedule"] != args.schedule:
+        raise SystemExit("error: --append needs the recorded --arch and --schedule")
+    added = measure(args, argv)
+    if abs(added["start_val_map"] - before["start_val_map"]) > 1e-9:
+        raise SystemExit("error: --append: the head differs from the recorded one")
+    redone = {r["variant"] for r in added["rows"]}
+    before["rows"] = [r for r in before["rows"] if r["variant"] not in redone] + added["rows"]
+    before["appended"] = before.get("appended", []) + [
+        {"command": added["command"], "environment": added["environment"]}
+    ]
+    before["wall_time_s"] += added["wall_time_s"]
+    return before
 
 
 def measure(args, argv: list[str]) -> dict:
@@ -98,8 +126,12 @@ def measure(args, argv: list[str]) -> dict:
     base = EndToEndConfig(schedule=parse_schedule(args.schedule))
     rows = []
     for variant in args.variants.split(","):
-        e2e = replace(base, **VARIANTS[variant])
-        config = TrainConfig(arch=args.arch, learning_rate=1e-3, end_to_end=e2e, init=str(init))
+        changes = dict(VARIANTS[variant])
+        seed = changes.pop("seed", 0)
+        e2e = replace(base, **changes)
+        config = TrainConfig(
+            arch=args.arch, learning_rate=1e-3, end_to_end=e2e, init=str(init), seed=seed
+        )
         out = args.work / f"{args.arch}_{variant}_{args.schedule.replace(':', '-')}"
         tic = time.perf_counter()
         train_run(config, args.manifest, out, ws)
@@ -161,7 +193,8 @@ def render(payload: dict) -> str:
     lines = rio.header(f"End-to-end fine-tuning choices ({payload['arch']})", payload, RUNTIME)
     lines += [
         f"Every variant: the same head (validation mAP {payload['start_val_map']:.4f}), "
-        f"schedule {payload['schedule']}, seed 0; one setting changed from the baseline. "
+        f"schedule {payload['schedule']}, seed 0 unless the change names another; one setting "
+        "changed from the baseline. "
         "Validation split only (224 px, after each epoch).",
         "",
         "| variant | change | val mAP per epoch | best (incl. the head) | vs baseline | s/epoch |",
@@ -178,6 +211,21 @@ def render(payload: dict) -> str:
             + ", ".join(f"{s:.0f}" for s in r["seconds_per_epoch"])
             + " |"
         )
+    for extra in payload.get("appended", []):
+        env = extra.get("environment") or {}
+        lines += [
+            "",
+            f"Rows added by `{extra['command']}` ({env.get('date', 'date not recorded')}, "
+            f"1-min load average at start {env.get('load_average_1min_at_start', '-')}).",
+        ]
+    seeds = [r["best_val_map"] for r in rows if r["variant"] in ("baseline", "baseline_seed1")]
+    if len(seeds) == 2:
+        lines += [
+            "",
+            f"Same recipe, seeds 0 and 1: {seeds[0]:.4f} and {seeds[1]:.4f} "
+            f"(difference {abs(seeds[0] - seeds[1]):.4f}): a gap between variants smaller "
+            "than this is within run-to-run noise.",
+        ]
     if rows:
         best = max(rows, key=lambda r: r["best_val_map"])
         spread = best["best_val_map"] - min(r["best_val_map"] for r in rows)

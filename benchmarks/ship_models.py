@@ -411,9 +411,9 @@ FIXED_CHOICES = """## Choices (fixed text, not measurements)
   brightness / contrast / saturation jitter 0.15; stateless ops keyed by (seed, epoch,
   position), so a seed reproduces the same posters.
 - Batch norm stays frozen (moving statistics): the imported ImageNet weights are BN-folded.
-  BN frozen, the >= 70 % crop and the head's 3x lr were measured against trainable BN, a
-  >= 50 % crop, no crop and 1x on validation, and distillation + EMA against the shipped
-  recipe: `benchmarks/results/finetune_ablation.md`.
+  Measured against trainable BN, a >= 50 % crop, no crop, a 1x head lr, a second seed, and
+  distillation + EMA on validation: `benchmarks/results/finetune_ablation.md` (only BN is
+  decided beyond run-to-run noise there).
 - SMOTE: in embedding space for the head stage (synthetic embeddings have no pixels); while
   the backbone trains, the `_smote` twins draw their epochs from a label-powerset balanced
   pool (imbalanced-learn RandomOverSampler with SMOTE's targets) of real posters.

@@ -411,6 +411,12 @@ def test_finetune_ablation_best_follows_the_data(tmp_path):
     text = render_into(tmp_path, "finetune_ablation", payload)
     assert f"Best on validation: {worst['variant']} (0.9900)" in text
     assert f"| {worst['variant']} | " in text and "+0.0000 |" in text
+    base = next(r for r in payload["rows"] if r["variant"] == "baseline")
+    payload["rows"] = [r for r in payload["rows"] if r["variant"] != "baseline_seed1"]
+    payload["rows"].append({**base, "variant": "baseline_seed1", "best_val_map": 0.5})
+    text = render_into(tmp_path, "finetune_ablation", payload)
+    assert f"seeds 0 and 1: {base['best_val_map']:.4f} and 0.5000 (difference " in text
+    assert f"(difference {abs(base['best_val_map'] - 0.5):.4f})" in text
     if payload.get("full_runs"):
         payload["full_runs"][-1]["best_val_map"] = 0.98
         text = render_into(tmp_path, "finetune_ablation", payload)

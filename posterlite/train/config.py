@@ -84,8 +84,10 @@ class EndToEndConfig:
 
     Defaults: the trial in ../shared/notes/finetune-measured.md (peak lr 2e-4, AdamW 1e-4,
     one-third-epoch warm-up, BN frozen, 160 px epochs) plus one finishing epoch at 224 px.
-    BN frozen, crop scale 0.7 and the head's 3x lr were then measured against trainable BN,
-    crop 0.5 / none and 1x on validation: `benchmarks/results/finetune_ablation.md`.
+    Measured on validation (`benchmarks/results/finetune_ablation.md`): trainable BN never
+    beats the head, so BN stays frozen; crop 0.5 / none and a 1x head lr landed 0.008-0.011
+    below these defaults, inside the 0.012 that two seeds of the same recipe differ by, so
+    crop 0.7 and 3x stay as picked, not as proven better.
     """
 
     # (input size, epochs) in order: progressive resizing, most epochs at low resolution.
