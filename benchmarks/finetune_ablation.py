@@ -18,6 +18,7 @@ by `benchmarks/ship_models.py`).
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--variants",
         default="baseline,bn_train,crop_0.5,crop_1.0",
-        help=f"comma-separated, from: {', '.join(VARIANTS)}",
+        help=f"comma-separated, from: {', '.join(VARIANTS)}; NAME@SEED runs it with that seed",
     )
     parser.add_argument(
         "--init", type=Path, default=None, help="trained head-only run folder (default: train)"
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         "schedule and arch as the record; its command gains this one)",
     )
     args = parser.parse_args(argv)
-    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    unknown = [v for v in args.variants.split(",") if parse_variant(v)[0] not in VARIANTS]
     if unknown:
         parser.error(f"unknown variant(s): {', '.join(unknown)}")
     payload = rio.measured_or_loaded(args, NAME, lambda: measured(args, argv))
@@ -88,6 +89,21 @@ def main(argv: list[str] | None = None) -> int:
         payload = rio.load_json(args.results, NAME)
     rio.publish(args.results, NAME, render(payload))
     return 0
+
+
+def parse_variant(text: str) -> tuple[str, int]:
+    """ "crop_0.5@1" -> ("crop_0.5", 1); a plain name runs with seed 0."""
+    name, _, seed = text.partition("@")
+    try:
+        return name, int(seed) if seed else 0
+    except ValueError:
+        raise SystemExit(f"error: bad variant {text!r}: expected NAME or NAME@SEED") from None
+
+
+def setting_of(row: dict) -> str:
+    """The setting a row measures, whatever its seed ("baseline_seed1" is the baseline)."""
+    name = parse_variant(row["variant"])[0]
+    return "baseline" if name == "baseline_seed1" else name
 
 
 def measured(args, argv: list[str]) -> dict:
@@ -126,8 +142,9 @@ def measure(args, argv: list[str]) -> dict:
     base = EndToEndConfig(schedule=parse_schedule(args.schedule))
     rows = []
     for variant in args.variants.split(","):
-        changes = dict(VARIANTS[variant])
-        seed = changes.pop("seed", 0)
+        name, seed = parse_variant(variant)
+        changes = dict(VARIANTS[name])
+        seed = changes.pop("seed", seed)
         e2e = replace(base, **changes)
         config = TrainConfig(
             arch=args.arch, learning_rate=1e-3, end_to_end=e2e, init=str(init), seed=seed
@@ -140,7 +157,8 @@ def measure(args, argv: list[str]) -> dict:
         rows.append(
             {
                 "variant": variant,
-                "change": VARIANTS[variant] or "none (shipped recipe's settings)",
+                "change": VARIANTS[name] or "none (shipped recipe's settings)",
+                "seed": seed,
                 "val_map_per_epoch": history["fine_tune_val_map"],
                 "best_val_map": card.extra["end_to_end"]["best_val_map"],
                 "seconds_per_epoch": history["fine_tune_seconds"],
@@ -218,6 +236,25 @@ def render(payload: dict) -> str:
             f"Rows added by `{extra['command']}` ({env.get('date', 'date not recorded')}, "
             f"1-min load average at start {env.get('load_average_1min_at_start', '-')}).",
         ]
+    groups: dict[str, list[float]] = {}
+    for r in rows:
+        groups.setdefault(setting_of(r), []).append(r["best_val_map"])
+    if any(len(v) > 1 for v in groups.values()):
+        base_mean = statistics.mean(groups["baseline"]) if "baseline" in groups else None
+        lines += [
+            "",
+            "Mean over the seeds run for each setting:",
+            "",
+            "| setting | runs | mean best val mAP | min-max | vs baseline mean |",
+            "|---|---:|---:|---|---:|",
+        ]
+        for name, values in groups.items():
+            mean = statistics.mean(values)
+            delta = "-" if base_mean is None else f"{mean - base_mean:+.4f}"
+            lines.append(
+                f"| {name} | {len(values)} | {mean:.4f} | {min(values):.4f}-{max(values):.4f} "
+                f"| {delta} |"
+            )
     seeds = [r["best_val_map"] for r in rows if r["variant"] in ("baseline", "baseline_seed1")]
     if len(seeds) == 2:
         lines += [

@@ -417,6 +417,12 @@ def test_finetune_ablation_best_follows_the_data(tmp_path):
     text = render_into(tmp_path, "finetune_ablation", payload)
     assert f"seeds 0 and 1: {base['best_val_map']:.4f} and 0.5000 (difference " in text
     assert f"(difference {abs(base['best_val_map'] - 0.5):.4f})" in text
+    runs = [r["best_val_map"] for r in payload["rows"] if r["variant"].startswith("baseline")]
+    mean = sum(runs) / len(runs)
+    assert (
+        f"| baseline | {len(runs)} | {mean:.4f} | {min(runs):.4f}-{max(runs):.4f} | +0.0000 |"
+        in text
+    )
     if payload.get("full_runs"):
         payload["full_runs"][-1]["best_val_map"] = 0.98
         text = render_into(tmp_path, "finetune_ablation", payload)

@@ -85,9 +85,9 @@ class EndToEndConfig:
     Defaults: the trial in ../shared/notes/finetune-measured.md (peak lr 2e-4, AdamW 1e-4,
     one-third-epoch warm-up, BN frozen, 160 px epochs) plus one finishing epoch at 224 px.
     Measured on validation (`benchmarks/results/finetune_ablation.md`): trainable BN never
-    beats the head, so BN stays frozen; crop 0.5 / none and a 1x head lr landed 0.008-0.011
-    below these defaults, inside the 0.012 that two seeds of the same recipe differ by, so
-    crop 0.7 and 3x stay as picked, not as proven better.
+    beats the head, so BN stays frozen; crop 0.5 / none and a 1x head lr landed below these
+    defaults with both seeds tried (mean gaps 0.006-0.008, smaller than the 0.012 between two
+    seeds of one recipe), so crop 0.7 and 3x are kept: favoured, not proven.
     """
 
     # (input size, epochs) in order: progressive resizing, most epochs at low resolution.
