@@ -30,7 +30,7 @@ from pathlib import Path
 
 from posterlite.bench import SHIPPED_MODELS
 from posterlite.card import MODEL_NAME, read_card
-from posterlite.fileio import atomic_write_text, sha256_file
+from posterlite.fileio import atomic_write_text, replace_dir, sha256_file
 from posterlite.preprocess import PREPROCESS_VERSION
 from posterlite.train.config import RUN_FILES
 
@@ -51,7 +51,6 @@ TARGET_FAST_MAP_GAP = 0.02
 # --- installing ----------------------------------------------------------------------------
 def install(name: str, run_dir: Path, models: Path = MODELS) -> Path:
     """Replace `models/<name>` whole with a run folder's artifacts (never its checkpoints)."""
-    import os
     import shutil
 
     if not (run_dir / MODEL_NAME).is_file():
@@ -63,12 +62,8 @@ def install(name: str, run_dir: Path, models: Path = MODELS) -> Path:
     for artifact in RUN_FILES:
         if (run_dir / artifact).is_file():
             shutil.copy2(run_dir / artifact, staging / artifact)
-    target, old = models / name, models / f".{name}.old"
-    if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old.exists():
-        shutil.rmtree(old)
+    target = models / name
+    replace_dir(staging, target)
     return target
 
 

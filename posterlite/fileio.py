@@ -8,6 +8,7 @@ import hashlib
 import math
 import os
 import platform
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,19 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def replace_dir(staging: Path, target: Path) -> None:
+    """Move a finished `staging` folder onto `target`, replacing it whole: the old folder is
+    renamed aside first and removed only after the new one is in place."""
+    old = target.with_name(f".{target.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(staging, target)
+    if old.exists():
+        shutil.rmtree(old)
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,23 +46,30 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray, alpha: float) -> np.n
     return ((1.0 - alpha) * labels + alpha * teacher).astype(np.float32)
 
 
+@dataclass(frozen=True)
+class TeacherOutputs:
+    probabilities: np.ndarray  # (n, genres) float32, the teachers' mean
+    model_sha256: dict[str, str]  # teacher as given -> sha256 of its model.keras
+
+
 def teacher_probabilities(
     teachers: Sequence[str], pixels: np.ndarray, keys: Sequence[str], cache: Path
-) -> np.ndarray:
+) -> TeacherOutputs:
     """Mean probabilities of the teachers on `pixels` (uint8 posters, the cache's size),
     cached under `<cache>/teachers/` by the teachers' weights and the posters' keys."""
     import keras
 
     files = teacher_files(teachers)
+    shas = {teacher: sha256_file(file) for teacher, file in zip(teachers, files, strict=True)}
     digest = hashlib.sha256()
-    for file in files:
-        digest.update(sha256_file(file).encode())
+    for sha in shas.values():
+        digest.update(sha.encode())
     digest.update(f"{pixels.shape[1]}|".encode() + "\n".join(keys).encode())
     path = cache / "teachers" / f"{len(keys)}-{digest.hexdigest()[:20]}.npy"
     if path.is_file():
         saved = np.load(path)
         if saved.shape[0] == len(keys):
-            return saved
+            return TeacherOutputs(saved, shas)
     from tqdm import tqdm
 
     outputs = []
@@ -74,4 +82,4 @@ def teacher_probabilities(
     with atomic_path(path) as tmp:
         with tmp.open("wb") as handle:
             np.save(handle, mean)
-    return mean
+    return TeacherOutputs(mean, shas)

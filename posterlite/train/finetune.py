@@ -54,7 +54,7 @@ from posterlite.train.dataset import (
     predict_pixels,
     weights_sha256,
 )
-from posterlite.train.distill import blend_targets, teacher_files, teacher_probabilities
+from posterlite.train.distill import blend_targets, teacher_probabilities
 from posterlite.train.models import (
     assemble,
     compile_for_training,
@@ -392,15 +392,14 @@ def fine_tune_all(
     targets, distill_info = data.train.labels, {}
     if e2e.distill > 0:
         teacher = teacher_probabilities(e2e.teachers, train_px, data.train.keys, ws.cache)
-        targets = blend_targets(data.train.labels, teacher, e2e.distill)
+        targets = blend_targets(data.train.labels, teacher.probabilities, e2e.distill)
         distill_info = {
-            "teachers": {
-                t: sha256_file(f)
-                for t, f in zip(e2e.teachers, teacher_files(e2e.teachers), strict=True)
-            },
+            "teachers": teacher.model_sha256,
             "alpha": e2e.distill,
             "teacher_train_map": float(
-                evaluate(data.train.labels, teacher, data.genres).mean_average_precision
+                evaluate(
+                    data.train.labels, teacher.probabilities, data.genres
+                ).mean_average_precision
             ),
         }
 

@@ -5,7 +5,6 @@ state file, each model name's best run (by validation mAP) published whole.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable
@@ -15,6 +14,7 @@ from pathlib import Path
 from posterlite.card import CARD_NAME, MODEL_NAME, read_card, write_card
 from posterlite.fileio import (
     jsonable,
+    replace_dir,
 )
 from posterlite.train.config import (
     ARCHS,
@@ -168,10 +168,5 @@ def publish_best(state: dict, configs: list[TrainConfig], out: Path) -> dict[str
             },
         }
         write_card(card, staging)
-        old = out / f".{name}.old"
-        if target.exists():
-            os.replace(target, old)
-        os.replace(staging, target)
-        if old.exists():
-            shutil.rmtree(old)
+        replace_dir(staging, target)
     return best
