@@ -2,11 +2,18 @@
 
 All figures come from scikit-learn, following its conventions (`zero_division=0`):
 - per genre: precision, recall, F1 at the decision threshold, average precision (AP);
-- macro / micro F1, mAP (mean over genres of AP; genres with no positive are left out),
-  hamming loss, subset accuracy (exact match of the whole label set);
+- macro / micro F1, mAP (mean over genres of AP), hamming loss, subset accuracy (exact
+  match of the whole label set);
 - the paper's figures, so results compare with Andika & Wulandhari's tables: "accuracy" is
   the example-based accuracy |Y & Y'| / |Y | Y'| (sklearn's samples-averaged Jaccard), and
   precision / recall / F1 are macro averages over the genres at the threshold.
+
+Genres with no positive in the set are left out of every macro figure and mAP (sklearn's
+`labels=` selects the scored genres): their AP is undefined and their F1 is 0 whatever
+the model does, so counting them would only measure the data set's genre list
+(`MultiLabelReport.genres_left_out` names them; reports print them). Micro F1, hamming
+loss and the example-based figures keep every genre: a false positive of an absent genre
+is still a wrong prediction.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class MultiLabelReport:
     paper_recall: float
     paper_f1: float
     thresholds: tuple[float, ...] = field(default=())
+    genres_left_out: tuple[str, ...] = field(default=())  # no positive: not in macro / mAP
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -76,6 +84,8 @@ def evaluate(
         jaccard_score,
         multilabel_confusion_matrix,
         precision_recall_fscore_support,
+        precision_score,
+        recall_score,
     )
 
     y_true = np.asarray(y_true).astype(np.int64)
@@ -111,21 +121,34 @@ def evaluate(
                 confusion=(tn, fp, fn, tp),
             )
         )
-    aps = [m.average_precision for m in per_genre if not np.isnan(m.average_precision)]
+    scored = [int(i) for i in np.flatnonzero(y_true.sum(axis=0) > 0)]
+
+    def macro(score) -> float:  # noqa: ANN001 - a sklearn label-averaged score
+        if not scored:
+            return float("nan")
+        return float(score(y_true, y_pred, labels=scored, average="macro", zero_division=0))
+
+    macro_f1 = macro(f1_score)
+    mean_ap = (
+        float(average_precision_score(y_true[:, scored], probabilities[:, scored], average="macro"))
+        if scored
+        else float("nan")
+    )
     return MultiLabelReport(
         genres=tuple(genres),
         n_samples=int(y_true.shape[0]),
         per_genre=tuple(per_genre),
-        macro_f1=float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
+        macro_f1=macro_f1,
         micro_f1=float(f1_score(y_true, y_pred, average="micro", zero_division=0)),
-        mean_average_precision=float(np.mean(aps)) if aps else float("nan"),
+        mean_average_precision=mean_ap,
         hamming_loss=float(hamming_loss(y_true, y_pred)),
         subset_accuracy=float(accuracy_score(y_true, y_pred)),
         paper_accuracy=float(jaccard_score(y_true, y_pred, average="samples", zero_division=0)),
-        paper_precision=float(np.mean(precision)),
-        paper_recall=float(np.mean(recall)),
-        paper_f1=float(np.mean(f1)),
+        paper_precision=macro(precision_score),
+        paper_recall=macro(recall_score),
+        paper_f1=macro_f1,
         thresholds=tuple(float(v) for v in cut),
+        genres_left_out=tuple(g for i, g in enumerate(genres) if i not in scored),
     )
 
 
@@ -161,13 +184,18 @@ def report_markdown(report: MultiLabelReport) -> str:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for m in report.per_genre:
+        ap = "n/a" if np.isnan(m.average_precision) else f"{m.average_precision:.3f}"
         lines.append(
             f"| {m.genre} | {m.precision:.3f} | {m.recall:.3f} | {m.f1:.3f} | "
-            f"{m.average_precision:.3f} | {m.support} | {m.threshold:.3f} |"
+            f"{ap} | {m.support} | {m.threshold:.3f} |"
+        )
+    lines += ["", f"- samples: {report.n_samples}"]
+    if report.genres_left_out:
+        lines.append(
+            f"- left out of macro F1, mAP and the paper's precision / recall / F1 (no positive "
+            f"in this set): {', '.join(report.genres_left_out)}"
         )
     lines += [
-        "",
-        f"- samples: {report.n_samples}",
         f"- mAP: {report.mean_average_precision:.4f}",
         f"- macro F1: {report.macro_f1:.4f}; micro F1: {report.micro_f1:.4f}",
         f"- hamming loss: {report.hamming_loss:.4f}; subset accuracy: {report.subset_accuracy:.4f}",

@@ -47,6 +47,8 @@ def summary(report: Any, tuned: Any) -> dict:
             "per_genre_f1": {m.genre: m.f1 for m in report.per_genre},
             "tuned_macro_f1": tuned.macro_f1,
             "tuned_micro_f1": tuned.micro_f1,
+            # No positive in the scored set: left out of macro F1 and mAP (see metrics).
+            "genres_left_out": list(report.genres_left_out),
         }
     )
 
