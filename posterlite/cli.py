@@ -126,17 +126,37 @@ def data_split(
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Poster folder.")
 @click.option("--workers", default=8, show_default=True, type=int, help="Parallel downloads.")
 @click.option("--retries", default=3, show_default=True, type=int, help="Retries per URL.")
-@click.option("--timeout", default=20.0, show_default=True, type=float, help="Seconds.")
+@click.option(
+    "--timeout", default=20.0, show_default=True, type=float, help="Seconds per connect or read."
+)
+@click.option(
+    "--deadline",
+    type=float,
+    default=None,
+    help="Most seconds one poster may take, every URL, retry and slow read included "
+    "[default: 4 x --timeout].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 def data_download(
-    csv_file: Path, out: Path, workers: int, retries: int, timeout: float, as_json: bool
+    csv_file: Path,
+    out: Path,
+    workers: int,
+    retries: int,
+    timeout: float,
+    deadline: float | None,
+    as_json: bool,
 ) -> None:
-    """Download the Poster URLs of a Kaggle CSV to OUT/<imdbId>.jpg (resumable)."""
+    """Download the Poster URLs of a Kaggle CSV to OUT/<imdbId>.jpg (resumable).
+
+    Only http(s) is fetched, redirects included; a poster past --deadline or the size cap
+    is refused. A poster that fails is one line of the summary; the others go on.
+    """
     import json
 
     from posterlite import data as data_mod
 
-    result = data_mod.download_posters(csv_file, out, workers, retries, timeout)
+    limits = data_mod.DownloadLimits(timeout=timeout, deadline=deadline, retries=retries)
+    result = data_mod.download_posters(csv_file, out, workers, limits)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=1))
     else:

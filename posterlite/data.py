@@ -45,8 +45,11 @@ import io
 import os
 import random
 import re
+import socket
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -76,12 +79,20 @@ SCAN_DECODE_SIZE = 32
 # Scans share the machine: two decode threads (Pillow releases the GIL while decoding).
 DEFAULT_SCAN_WORKERS = 2
 SPLITS: tuple[str, ...] = ("train", "val", "test")
-MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024  # a poster is ~30 KB; anything past this is not one
+# A poster is ~30 KB: a file or download past this is not one (scan and download refuse it).
+MAX_POSTER_BYTES = 20 * 1024 * 1024
+# A CSV of the largest known data set is ~10 MB; this bounds what a scan reads into memory.
+MAX_CSV_BYTES = 256 * 1024 * 1024
 USER_AGENT = "posterlite-data-download/0.1"
+WEB_SCHEMES = frozenset({"http", "https"})  # the only URLs (and redirects) a download follows
+DEFAULT_TIMEOUT = 20.0  # seconds per socket operation
+DEADLINE_TIMEOUTS = 4  # default deadline per poster, in timeouts
+DOWNLOAD_CHUNK = 64 * 1024
 
 _FILM_ID_RE = re.compile(r"^(?:tt)?(\d+)(?:\.0+)?$", re.IGNORECASE)
 _GENRE_SPLIT_RE = re.compile(r"[|,\s]+")
 _SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --- results -------------------------------------------------------------------------
@@ -144,7 +155,8 @@ def normalize_film_id(raw: str) -> str:
     """`tt0089869`, `89869` and `89869.0` are all film "89869"; other names stay as given."""
     text = raw.strip()
     match = _FILM_ID_RE.match(text)
-    return str(int(match.group(1))) if match else text
+    # Leading zeros stripped as text: int() refuses strings past 4,300 digits.
+    return (match.group(1).lstrip("0") or "0") if match else text
 
 
 def split_raw_genres(text: str) -> list[str]:
@@ -154,6 +166,13 @@ def split_raw_genres(text: str) -> list[str]:
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
+
+
+def one_line(text: str, limit: int = 120) -> str:
+    """`text` safe to print as (part of) one line: control characters (a CSV cell may hold
+    newlines) escaped, clipped to `limit` characters."""
+    escaped = _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
 
 
 def decode_text(data: bytes) -> tuple[str, str]:
@@ -188,10 +207,16 @@ class CsvTable:
 
 def read_csv_table(path: Path) -> CsvTable:
     """Read a CSV whatever its encoding; `PosterliteError` if it is not a readable CSV."""
+    too_large = PosterliteError(f"{path}: over {MAX_CSV_BYTES // 2**20} MB, not a poster list")
     try:
-        data = Path(path).read_bytes()
+        if Path(path).stat().st_size > MAX_CSV_BYTES:
+            raise too_large
+        with Path(path).open("rb") as handle:
+            data = handle.read(MAX_CSV_BYTES + 1)  # bounded even if the file grows meanwhile
     except OSError as exc:
         raise PosterliteError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_CSV_BYTES:
+        raise too_large
     text, encoding = decode_text(data)
     try:
         reader = csv.reader(io.StringIO(text, newline=""))
@@ -267,11 +292,29 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
 
 
+def _is_file(path: Path) -> bool:
+    """`path.is_file()`, False where the file system refuses the name (a CSV cell can name
+    anything: 300 characters, a NUL byte)."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def check_poster(path: Path) -> tuple[str, str] | None:
     """None if `path` decodes through `load_poster`, else (reason, detail).
 
-    A corrupt file must never stop a scan, so anything Pillow raises is a skip reason.
+    A corrupt file must never stop a scan, so anything Pillow raises is a skip reason; a
+    file past `MAX_POSTER_BYTES` is refused before it is read.
     """
+    try:
+        size = Path(path).stat().st_size
+    except FileNotFoundError:
+        return "missing file", f"{path}: missing file"
+    except OSError as exc:
+        return "unreadable", exc.strerror or str(exc)
+    if size > MAX_POSTER_BYTES:
+        return "too large", f"{size:,} bytes, cap {MAX_POSTER_BYTES:,}"
     try:
         load_poster(path, SCAN_DECODE_SIZE)
     except PosterDecodeError as exc:
@@ -322,11 +365,24 @@ def scan_dataset(
     workers: int = DEFAULT_SCAN_WORKERS,
     progress: bool = True,
 ) -> ScanResult:
-    """Read a poster data set in any supported layout; see the module docstring."""
+    """Read a poster data set in any supported layout; see the module docstring.
+
+    A bad row or file is a `skipped` entry; only the data set itself (its folder, its CSV)
+    failing to read is a `PosterliteError`.
+    """
     if fmt is not None and fmt not in FORMATS:
         raise PosterliteError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)})")
-    scheme = scheme or default_scheme()
-    root, csv_path = _locate(Path(path))
+    try:
+        return _scan(Path(path), fmt, scheme or default_scheme(), workers, progress)
+    except OSError as exc:
+        where = one_line(str(exc.filename or path))
+        raise PosterliteError(f"cannot read {where}: {exc.strerror or exc}") from exc
+
+
+def _scan(
+    path: Path, fmt: str | None, scheme: GenreScheme, workers: int, progress: bool
+) -> ScanResult:
+    root, csv_path = _locate(path)
     if fmt == "folders" or (fmt is None and csv_path is None):
         if Path(path).is_file():
             raise PosterliteError(f"{path}: the folders layout needs a folder, not a file")
@@ -347,9 +403,15 @@ def _folder_candidates(root: Path, scheme: GenreScheme, result: ScanResult) -> l
     """ROOT/<Genre>/<file>: the same file name in several genre folders is one poster."""
     by_name: dict[str, _Candidate] = {}
     folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    listed: dict[Path, list[Path]] = {}
     for folder in folders:
+        try:
+            listed[folder] = _image_files(folder)
+        except OSError as exc:  # one unreadable genre folder must not end the scan
+            result.skipped.append(SkippedItem(str(folder), "unreadable", exc.strerror or ""))
+    for folder, files in listed.items():
         genres = scheme.map_raw([folder.name])
-        for file in _image_files(folder):
+        for file in files:
             if not genres:
                 result.skipped.append(SkippedItem(str(file), "empty genre", folder.name))
                 continue
@@ -361,7 +423,7 @@ def _folder_candidates(root: Path, scheme: GenreScheme, result: ScanResult) -> l
                 merged = set(entry.genres) | set(genres)
                 entry.genres = tuple(n for n in scheme.names if n in merged)
                 entry.paths.append(file)
-    if not by_name and not any(f for f in folders if _image_files(f)):
+    if not by_name and not any(listed.values()):
         raise PosterliteError(f"{root}: unknown layout (no CSV file and no genre folders)")
     # Posters lying directly in ROOT have no genre folder: unlabelled.
     result.unlabeled.extend(_image_files(root))
@@ -401,7 +463,7 @@ def _csv_candidates(
         else:
             raw = split_raw_genres(row.get(genre_col, ""))
         named = _named_poster(row.get(poster_col, "") if poster_col else "", folder, root)
-        poster = named if named is not None and named.is_file() else by_film.get(film)
+        poster = named if named is not None and _is_file(named) else by_film.get(film)
         shown = poster or named or folder / f"{raw_id}.jpg"
         if poster is not None:
             referenced.add(poster)
@@ -428,7 +490,7 @@ def _named_poster(value: str, folder: Path, root: Path) -> Path | None:
     if name.is_absolute():
         return name
     for base in (folder, root):
-        if (base / name).is_file():
+        if _is_file(base / name):
             return base / name
     return folder / name
 
@@ -491,9 +553,8 @@ def format_scan_summary(result: ScanResult, seconds: float | None = None, limit:
         ),
     ]
     for item in result.skipped[:limit]:
-        lines.append(
-            f"    {item.reason}: {item.path}" + (f" ({item.detail})" if item.detail else "")
-        )
+        detail = f" ({one_line(item.detail)})" if item.detail else ""
+        lines.append(f"    {item.reason}: {one_line(item.path, 200)}{detail}")
     if len(result.skipped) > limit:
         lines.append(f"    ... {len(result.skipped) - limit:,} more (use --json for all)")
     if seconds is not None:
@@ -719,7 +780,10 @@ def split_sources(
         for p, split in zip(posters, splits, strict=True)
         if split == split_name
     ]
-    write_manifest(rows, Path(out))
+    try:
+        write_manifest(rows, Path(out))
+    except OSError as exc:
+        raise PosterliteError(f"cannot write {out}: {exc.strerror or exc}") from exc
     return SplitReport(Path(out), scans, rows, skipped, before - len(posters), scheme.names)
 
 
@@ -782,6 +846,30 @@ class DownloadResult:
 
 
 @dataclass(frozen=True)
+class DownloadLimits:
+    """How long and how much one poster may cost.
+
+    `timeout` bounds each socket operation (connect, one read); a server sending a byte
+    per `timeout` would pass it forever, so `deadline` bounds the whole poster (every URL,
+    retry and backoff of it) and `max_bytes` its size.
+    """
+
+    timeout: float = DEFAULT_TIMEOUT
+    deadline: float | None = None  # None: DEADLINE_TIMEOUTS x timeout
+    max_bytes: int = MAX_POSTER_BYTES
+    retries: int = 3
+    backoff: float = 0.5
+
+    @property
+    def deadline_s(self) -> float:
+        return self.deadline if self.deadline is not None else DEADLINE_TIMEOUTS * self.timeout
+
+    def check(self) -> None:
+        if self.retries < 0 or self.timeout <= 0 or self.deadline_s <= 0 or self.max_bytes < 1:
+            raise PosterliteError("--retries must be >= 0, --timeout and --deadline > 0")
+
+
+@dataclass(frozen=True)
 class _Job:
     imdb_id: str
     urls: tuple[str, ...]  # every URL the CSV gives this id, in row order
@@ -794,6 +882,134 @@ class _FetchError(Exception):
         self.reason, self.detail, self.retry = reason, detail, retry
 
 
+class _Deadline:
+    """The wall-clock limit of one poster, kept by a watchdog timer.
+
+    Every socket the poster's requests open goes through `connect`; when the deadline
+    passes the watchdog shuts them down, which ends a blocked connect, TLS handshake,
+    header or body read at once (socket timeouts only bound a single read).
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._expires = time.monotonic() + seconds
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self.expired = False
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def remaining(self) -> float:
+        return self._expires - time.monotonic()
+
+    def connect(
+        self, address: tuple[str, int], timeout: float, source_address=None, *args, **kwargs
+    ) -> socket.socket:
+        """`socket.create_connection` whose socket the watchdog may shut down."""
+        remaining = self.remaining()
+        if remaining <= 0:
+            raise TimeoutError("deadline passed")
+        sock = socket.create_connection(address, min(timeout, remaining), source_address)
+        sock.settimeout(timeout)
+        with self._lock:
+            self._sockets.append(sock)
+            expired = self.expired
+        if expired:
+            _shut_down(sock)
+        return sock
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _shut_down(sock)
+
+    def cancel(self) -> None:
+        self._timer.cancel()
+
+    def failure(self, last: str = "") -> _FetchError:
+        detail = f"over the {self.seconds:g} s deadline per poster"
+        return _FetchError("deadline", detail + (f" (last: {last})" if last else ""))
+
+
+def _shut_down(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed: the request it served is over
+
+
+def _deadline_connections(http_class: type, deadline: _Deadline) -> Callable:
+    """`http_class` (HTTP or HTTPS connection) whose sockets are opened by `deadline`."""
+
+    def build(host: str, **kwargs) -> http.client.HTTPConnection:
+        connection = http_class(host, **kwargs)
+        # http.client opens its socket through this attribute (HTTPS wraps it afterwards),
+        # so every byte of the request, TLS included, is under the watchdog.
+        connection._create_connection = deadline.connect
+        return connection
+
+    return build
+
+
+class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):  # noqa: ANN001 - urllib's signature
+        return super().do_open(_deadline_connections(http_class, self.deadline), req, **kwargs)
+
+
+class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, deadline: _Deadline) -> None:
+        super().__init__()
+        self.deadline = deadline
+
+    def do_open(self, http_class, req, **kwargs):  # noqa: ANN001 - urllib's signature
+        return super().do_open(_deadline_connections(http_class, self.deadline), req, **kwargs)
+
+
+class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows a redirect only to http(s): a poster host must not send us to ftp:// (which
+    urllib would log in to) or file://. Checked on every hop, not only the CSV's URL."""
+
+    def http_error_302(self, req, fp, code, msg, headers):  # noqa: ANN001 - urllib's
+        location = headers.get("location") or headers.get("uri") or ""
+        _check_redirect(urllib.parse.urljoin(req.full_url, location.strip()), code, fp)
+        return super().http_error_302(req, fp, code, msg, headers)
+
+    http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+        _check_redirect(newurl, code, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _check_redirect(url: str, code: int, fp) -> None:  # noqa: ANN001 - a response
+    if urllib.parse.urlsplit(url).scheme not in WEB_SCHEMES:
+        fp.close()
+        raise _FetchError("bad redirect", f"{code} to {url[:80]}")
+
+
+def _opener(deadline: _Deadline) -> urllib.request.OpenerDirector:
+    """An opener that speaks http(s) only (no ftp, file or data handler at all), under
+    `deadline`, following redirects to http(s) only; proxies from the environment apply."""
+    opener = urllib.request.OpenerDirector()
+    for handler in (
+        urllib.request.ProxyHandler(),
+        _DeadlineHTTPHandler(deadline),
+        _DeadlineHTTPSHandler(deadline),
+        urllib.request.HTTPDefaultErrorHandler(),
+        _WebOnlyRedirects(),
+        urllib.request.HTTPErrorProcessor(),
+    ):
+        opener.add_handler(handler)
+    return opener
+
+
 def read_poster_urls(csv_path: Path) -> tuple[list[tuple[str, str]], CsvTable]:
     """(imdbId, Poster URL) per row of a Kaggle CSV, in row order."""
     table = read_csv_table(Path(csv_path))
@@ -803,30 +1019,57 @@ def read_poster_urls(csv_path: Path) -> tuple[list[tuple[str, str]], CsvTable]:
     return [(row[id_col].strip(), row[poster_col].strip()) for _, row in table.rows], table
 
 
-def _fetch(url: str, timeout: float) -> bytes:
-    """GET one URL; `_FetchError` with a short reason (and whether a retry may help)."""
-    if not url.lower().startswith(("http://", "https://")):
+def _read_bounded(response, limit: int) -> bytes:  # noqa: ANN001 - an HTTP response
+    """The body, read in chunks and refused as soon as it passes `limit` bytes."""
+    declared = response.headers.get("Content-Length", "").strip()
+    if declared.isdigit() and int(declared) > limit:
+        raise _FetchError("too large", f"{int(declared):,} bytes declared, cap {limit:,}")
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := response.read(DOWNLOAD_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise _FetchError("too large", f"over the {limit:,} byte cap")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _network_failure(exc: Exception, timeout: float) -> _FetchError:
+    """A short reason for anything the HTTP stack raised, and whether a retry may help."""
+    if isinstance(exc, urllib.error.HTTPError):
+        # Server errors and rate limits are transient; 404/403/410 are dead links.
+        transient = exc.code >= 500 or exc.code in (408, 429)
+        return _FetchError(f"http {exc.code}", str(exc.reason), retry=transient)
+    if isinstance(exc, urllib.error.URLError):
+        if isinstance(exc.reason, TimeoutError):
+            return _FetchError("timeout", f"no answer in {timeout:g} s", retry=True)
+        return _FetchError("connection error", str(exc.reason), retry=True)
+    if isinstance(exc, TimeoutError):
+        return _FetchError("timeout", f"no answer in {timeout:g} s", retry=True)
+    if isinstance(exc, http.client.HTTPException | OSError):
+        return _FetchError("connection error", f"{type(exc).__name__}: {exc}", retry=True)
+    if isinstance(exc, ValueError):
+        return _FetchError("bad url", str(exc)[:120])
+    # The HTTP stack raising anything else for one URL must not end the run.
+    return _FetchError("connection error", f"{type(exc).__name__}: {exc}"[:160])
+
+
+def _fetch(url: str, limits: DownloadLimits, deadline: _Deadline) -> bytes:
+    """GET one URL under `deadline`; `_FetchError` with a short reason (and whether a retry
+    may help)."""
+    if urllib.parse.urlsplit(url).scheme.lower() not in WEB_SCHEMES:
         raise _FetchError("bad url", url[:80])
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            data = response.read(MAX_DOWNLOAD_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        # Server errors and rate limits are transient; 404/403/410 are dead links.
-        transient = exc.code >= 500 or exc.code in (408, 429)
-        raise _FetchError(f"http {exc.code}", str(exc.reason), retry=transient) from exc
-    except urllib.error.URLError as exc:
-        if isinstance(exc.reason, TimeoutError):
-            raise _FetchError("timeout", f"no answer in {timeout:g} s", retry=True) from exc
-        raise _FetchError("connection error", str(exc.reason), retry=True) from exc
-    except TimeoutError as exc:
-        raise _FetchError("timeout", f"no answer in {timeout:g} s", retry=True) from exc
-    except (http.client.HTTPException, ConnectionError, OSError) as exc:
-        raise _FetchError("connection error", f"{type(exc).__name__}: {exc}", retry=True) from exc
-    except ValueError as exc:
-        raise _FetchError("bad url", str(exc)) from exc
-    if len(data) > MAX_DOWNLOAD_BYTES:
-        raise _FetchError("too large", f"over {MAX_DOWNLOAD_BYTES} bytes")
+        with _opener(deadline).open(request, timeout=limits.timeout) as response:
+            data = _read_bounded(response, limits.max_bytes)
+    except _FetchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - every network failure is one poster's failure
+        failure = _network_failure(exc, limits.timeout)
+        raise (deadline.failure() if deadline.expired else failure) from exc
+    if deadline.expired:  # the watchdog may have cut the body short
+        raise deadline.failure()
     try:
         load_poster(data, SCAN_DECODE_SIZE)
     except PosterDecodeError as exc:
@@ -835,42 +1078,69 @@ def _fetch(url: str, timeout: float) -> bytes:
     return data
 
 
-def _download_one(
-    job: _Job, retries: int, timeout: float, backoff: float, sleep: Callable[[float], None]
-) -> tuple[str, DownloadFailure | None]:
-    """("present" | "downloaded" | "failed", failure); tries each URL with retries."""
-    if job.target.is_file() and check_poster(job.target) is None:
-        return "present", None
+def _fetch_job(
+    job: _Job, limits: DownloadLimits, sleep: Callable[[float], None]
+) -> bytes | DownloadFailure:
+    """The poster from the first URL that works (retries with exponential backoff), or the
+    last failure; the whole job, every URL and retry, runs under one deadline."""
     failure = DownloadFailure(job.imdb_id, "", "no url")
-    for url in job.urls:
-        for attempt in range(retries + 1):
-            try:
-                data = _fetch(url, timeout)
-            except _FetchError as exc:
-                failure = DownloadFailure(job.imdb_id, url, exc.reason, exc.detail)
-                if not exc.retry or attempt == retries:
-                    break
-                sleep(backoff * 2**attempt)  # exponential backoff: 1x, 2x, 4x ...
-                continue
-            atomic_write_bytes(job.target, data)
-            return "downloaded", None
-    return "failed", failure
+    if not job.urls:
+        return failure
+    deadline = _Deadline(limits.deadline_s)
+    try:
+        for url in job.urls:
+            for attempt in range(limits.retries + 1):
+                if deadline.remaining() <= 0:
+                    late = deadline.failure(failure.reason if failure.url else "")
+                    return DownloadFailure(job.imdb_id, url, late.reason, late.detail)
+                try:
+                    return _fetch(url, limits, deadline)
+                except _FetchError as exc:
+                    failure = DownloadFailure(job.imdb_id, url, exc.reason, exc.detail)
+                    if exc.reason == "deadline":
+                        return failure
+                    if not exc.retry or attempt == limits.retries:
+                        break
+                    # exponential backoff: 1x, 2x, 4x ..., never past the deadline
+                    sleep(min(limits.backoff * 2**attempt, max(0.0, deadline.remaining())))
+    finally:
+        deadline.cancel()
+    return failure
+
+
+def _download_one(
+    job: _Job, limits: DownloadLimits, sleep: Callable[[float], None]
+) -> tuple[str, DownloadFailure | None]:
+    """("present" | "downloaded" | "failed", failure). Never raises for one poster: a bad
+    target (a folder, a name the file system refuses) is this poster's failure too."""
+    try:
+        if job.target.is_file() and check_poster(job.target) is None:
+            return "present", None
+        if job.target.is_dir():
+            return "failed", DownloadFailure(job.imdb_id, "", "cannot write", "target is a folder")
+        fetched = _fetch_job(job, limits, sleep)
+        if isinstance(fetched, DownloadFailure):
+            return "failed", fetched
+        atomic_write_bytes(job.target, fetched)
+    except OSError as exc:
+        return "failed", DownloadFailure(job.imdb_id, "", "cannot write", exc.strerror or str(exc))
+    return "downloaded", None
 
 
 def download_posters(
     csv_path: Path,
     out: Path,
     workers: int = 8,
-    retries: int = 3,
-    timeout: float = 20.0,
+    limits: DownloadLimits = DownloadLimits(),
     *,
-    backoff: float = 0.5,
     progress: bool = True,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DownloadResult:
-    """Download every poster of a Kaggle CSV to `out/<imdbId>.jpg`; resumable."""
-    if workers < 1 or retries < 0 or timeout <= 0:
-        raise PosterliteError("--workers must be >= 1, --retries >= 0, --timeout > 0")
+    """Download every poster of a Kaggle CSV to `out/<imdbId>.jpg`; resumable. One poster's
+    failure (network, size, deadline, target file) is one entry in `failures`."""
+    limits.check()
+    if workers < 1:
+        raise PosterliteError("--workers must be >= 1")
     if not Path(csv_path).is_file():
         raise PosterliteError(f"CSV not found: {csv_path}")
     pairs, _ = read_poster_urls(Path(csv_path))
@@ -893,7 +1163,7 @@ def download_posters(
         raise PosterliteError(f"cannot create {out}: {exc.strerror or exc}") from exc
     with _progress(len(jobs), "downloading posters", progress) as bar:
         with ThreadPoolExecutor(max_workers=workers) as pool:
-            outcomes = pool.map(lambda j: _download_one(j, retries, timeout, backoff, sleep), jobs)
+            outcomes = pool.map(lambda j: _download_one(j, limits, sleep), jobs)
             for job, (status, failure) in zip(jobs, outcomes, strict=True):
                 if status == "present":
                     result.present.append(job.imdb_id)
@@ -914,8 +1184,9 @@ def format_download_summary(result: DownloadResult, limit: int = 20) -> str:
     if reasons:
         lines.append("  failures: " + ", ".join(f"{r} {n:,}" for r, n in sorted(reasons.items())))
     for failure in result.failures[:limit]:
-        detail = f" ({failure.detail})" if failure.detail else ""
-        lines.append(f"    {failure.imdb_id}: {failure.reason}{detail} {failure.url}")
+        detail = f" ({one_line(failure.detail)})" if failure.detail else ""
+        where = f" {one_line(failure.url)}" if failure.url else ""
+        lines.append(f"    {one_line(failure.imdb_id, 40)}: {failure.reason}{detail}{where}")
     if len(result.failures) > limit:
         lines.append(f"    ... {len(result.failures) - limit:,} more (use --json for all)")
     return "\n".join(lines)

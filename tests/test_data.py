@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import struct
 import zlib
@@ -15,10 +16,13 @@ from conftest import make_poster
 
 from posterlite.cli import main
 from posterlite.data import (
+    MAX_CSV_BYTES,
+    MAX_POSTER_BYTES,
     LabeledPoster,
     assign_splits,
     cap_per_genre,
     decode_text,
+    format_scan_summary,
     normalize_film_id,
     read_csv_table,
     scan_dataset,
@@ -467,3 +471,62 @@ def test_real_sample_csv_is_iso_8859_1(shared_dir: Path) -> None:
     assert all("\ufffd" not in t for t in titles)
     result = scan_dataset(table.path, progress=False)
     assert result.format == "kaggle" and result.posters == []
+
+
+# --- one bad row or file is one skip, never the end of the scan -------------------------
+def _three_genre_folders(root: Path, per_genre: int = 8) -> Path:
+    for g, genre in enumerate(("Horror", "Comedy", "Romance")):
+        for i in range(per_genre):
+            make_poster(root / genre / f"tt{g * 100 + i:07d}.jpg", g * 100 + i, size=(8, 12))
+    return root
+
+
+def test_hostile_rows_are_skipped_one_by_one(tmp_path: Path) -> None:
+    root = tmp_path / "k"
+    make_poster(root / "MoviePosters" / "1.jpg", 1)
+    make_poster(root / "MoviePosters" / "2.jpg", 2)
+    big = root / "MoviePosters" / "big.jpg"
+    big.write_bytes(b"")
+    os.truncate(big, MAX_POSTER_BYTES + 1)  # sparse: costs nothing, refused before reading
+    huge_id = "9" * 5000  # past the 4,300 digits int() accepts
+    _write_csv(
+        root / "MovieGenre.csv",
+        [
+            "imdbId,Genre,Poster",
+            "1,Drama,1.jpg",
+            f"3,Drama,{'x' * 300}.jpg",  # a name the file system refuses
+            f"{huge_id},Drama,{huge_id}.jpg",
+            '4,Drama,"line\nbreak.jpg"',
+            "5,Drama,big.jpg",
+            "2,Comedy,2.jpg",
+        ],
+    )
+    result = scan_dataset(root, progress=False)
+    assert [p.film_id for p in result.posters] == ["1", "2"]
+    assert _reasons(result) == {"missing file": 3, "too large": 1}
+    text = format_scan_summary(result)
+    assert "line\\x0abreak.jpg" in text and "\nbreak.jpg" not in text
+    assert all(len(line) < 260 for line in text.splitlines())
+
+
+def test_whole_run_input_and_output_errors_are_one_line(tmp_path: Path) -> None:
+    runner = CliRunner()
+    root = _three_genre_folders(tmp_path / "three", per_genre=3)
+    folder_out = tmp_path / "taken"
+    folder_out.mkdir()
+    big_csv = tmp_path / "big" / "MovieGenre.csv"
+    big_csv.parent.mkdir()
+    big_csv.write_bytes(b"imdbId,Genre,Poster\n")
+    os.truncate(big_csv, MAX_CSV_BYTES + 1)
+    for args in (
+        ["data", "split", str(root), "--out", str(folder_out)],  # --out is a folder
+        ["data", "split", str(root), "--out", str(root / "Horror" / "tt0000000.jpg" / "m.csv")],
+        ["data", "scan", str(tmp_path / ("n" * 300))],  # File name too long
+        ["data", "scan", str(big_csv)],
+    ):
+        result = runner.invoke(main, args)
+        assert result.exit_code == 1, (args, result.output)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+        assert "Traceback" not in result.output
+    assert "over 256 MB" in runner.invoke(main, ["data", "scan", str(big_csv)]).stderr
