@@ -56,6 +56,22 @@ def data() -> None:
 _DATA_FORMATS = "kaggle|multihot|folders|streaming"
 
 
+def _warn(lines: list[str]) -> None:
+    """Warnings go to stderr, so `--json` output stays one JSON object."""
+    for line in lines:
+        click.echo(line, err=True)
+
+
+def _warn_genre_gaps(manifest: Path) -> None:
+    """Before training: genres of the scheme with no poster in the train or val split."""
+    from posterlite.data import genre_gap_warnings
+    from posterlite.genres import default_scheme
+    from posterlite.manifest import read_manifest
+
+    rows = read_manifest(manifest)
+    _warn(genre_gap_warnings(rows, default_scheme().names, ("train", "val"), manifest))
+
+
 @data.command("scan")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", metavar=_DATA_FORMATS, help="Force a layout (default: detect).")
@@ -74,6 +90,7 @@ def data_scan(path: Path, fmt: str | None, as_json: bool) -> None:
         click.echo(json.dumps({**result.to_json(), "seconds": round(seconds, 2)}, indent=1))
     else:
         click.echo(data_mod.format_scan_summary(result, seconds))
+    _warn(result.warnings())
 
 
 @data.command("split")
@@ -119,6 +136,7 @@ def data_split(
         click.echo(json.dumps({**report.to_json(), "seconds": round(seconds, 2)}, indent=1))
     else:
         click.echo(data_mod.format_split_summary(report, seconds))
+    _warn(report.warnings())
 
 
 @data.command("download")
@@ -446,6 +464,7 @@ def train(
         # Optional for `train grid`, so click cannot enforce them: say which, as click does.
         raise click.UsageError(f"Missing option {' and '.join(repr(m) for m in missing)}.", ctx)
     _check_weights_file(backbone_weights)
+    _warn_genre_gaps(manifest)
     from posterlite.train import EndToEndConfig, TrainConfig, parse_schedule, run_grid, train_run
 
     end_to_end = None
@@ -557,6 +576,7 @@ def train_grid(
     run of each of the six by validation mAP in OUT/<name>. Resumable: finished runs
     (state in the cache) are not redone."""
     _check_weights_file(backbone_weights)
+    _warn_genre_gaps(manifest)
     from posterlite.train import ARCHS, TrainConfig, run_grid
 
     base = TrainConfig(

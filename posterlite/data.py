@@ -59,7 +59,12 @@ from pathlib import Path
 
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes
-from posterlite.genres import GenreScheme, default_scheme
+from posterlite.genres import (
+    GenreScheme,
+    default_scheme,
+    genres_without_posters,
+    no_posters_warning,
+)
 from posterlite.manifest import ManifestRow, write_manifest
 from posterlite.preprocess import PosterDecodeError, load_poster
 
@@ -133,6 +138,14 @@ class ScanResult:
     def skipped_counts(self) -> dict[str, int]:
         return dict(sorted(Counter(item.reason for item in self.skipped).items()))
 
+    def genres_without_posters(self) -> tuple[str, ...]:
+        return genres_without_posters((p.genres for p in self.posters), self.scheme.names)
+
+    def warnings(self) -> list[str]:
+        """One line if genres of the scheme have no poster here (see `no_posters_warning`)."""
+        missing = self.genres_without_posters()
+        return [no_posters_warning(missing, f"in {self.root}")] if missing else []
+
     def to_json(self) -> dict:
         return {
             "format": self.format,
@@ -142,6 +155,7 @@ class ScanResult:
             "posters": len(self.posters),
             "unlabeled": len(self.unlabeled),
             "genre_counts": self.genre_counts(),
+            "genres_without_posters": list(self.genres_without_posters()),
             "skipped_counts": self.skipped_counts(),
             "skipped": [
                 {"path": s.path, "reason": s.reason, "detail": s.detail} for s in self.skipped
@@ -581,9 +595,23 @@ class SplitReport:
             table[split] = {"posters": len(rows), **{g: counts.get(g, 0) for g in self.genres}}
         return table
 
+    def warnings(self) -> list[str]:
+        return genre_gap_warnings(self.rows, self.genres, SPLITS, self.out)
+
     def to_json(self) -> dict:
         return {
             "out": str(self.out),
+            "genres_without_posters": {
+                "all": list(genres_without_posters((r.genres for r in self.rows), self.genres)),
+                **{
+                    split: list(
+                        genres_without_posters(
+                            (r.genres for r in self.rows if r.split == split), self.genres
+                        )
+                    )
+                    for split in SPLITS
+                },
+            },
             "sources": [
                 {"root": str(s.root), "format": s.format, "posters": len(s.posters)}
                 for s in self.scans
@@ -594,6 +622,24 @@ class SplitReport:
             ],
             "capped": self.capped,
         }
+
+
+def genre_gap_warnings(
+    rows: Sequence[ManifestRow], names: Sequence[str], splits: Sequence[str], manifest: Path
+) -> list[str]:
+    """Warning lines for a manifest's genre gaps: one naming the genres with no poster at
+    all, then one per split in `splits` naming genres that have posters, but none there
+    (a split without them cannot train or score them)."""
+    absent = genres_without_posters((r.genres for r in rows), names)
+    lines = [no_posters_warning(absent, f"in {manifest}")] if absent else []
+    for split in splits:
+        members = [r.genres for r in rows if r.split == split]
+        if not members:
+            continue  # a split the manifest does not have (e.g. no test split)
+        gaps = [g for g in genres_without_posters(members, names) if g not in absent]
+        if gaps:
+            lines.append(no_posters_warning(gaps, f"in the {split} split of {manifest}"))
+    return lines
 
 
 def merge_sources(scans: Iterable[ScanResult]) -> tuple[list[LabeledPoster], list[SkippedItem]]:

@@ -10,12 +10,13 @@ maps to the catch-all (`Other`). A different list is configuration: set
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 DEFAULT_GENRES: tuple[str, ...] = ("Action", "Drama", "Comedy", "Crime", "Romance", "Other")
+GENRES_ENV = "POSTERLITE_GENRES"  # the variable that configures the scheme
 CATCH_ALL = "Other"
 # Raw labels that mean "no genre" rather than a genre that maps to Other.
 NO_GENRE = frozenset({"", "n/a", "na", "none", "nan", "null", "(no genres listed)"})
@@ -72,8 +73,29 @@ class GenreScheme:
 
 def default_scheme() -> GenreScheme:
     """The scheme in force: `POSTERLITE_GENRES` if set, else the paper's six."""
-    configured = os.environ.get("POSTERLITE_GENRES", "").strip()
+    configured = os.environ.get(GENRES_ENV, "").strip()
     if not configured:
         return GenreScheme()
     names = tuple(part.strip() for part in configured.split(",") if part.strip())
     return GenreScheme(names=names, catch_all=CATCH_ALL if CATCH_ALL in names else None)
+
+
+def genres_without_posters(
+    label_sets: Iterable[Iterable[str]], names: Sequence[str]
+) -> tuple[str, ...]:
+    """The genres of `names` that no label set has, in scheme order."""
+    present = {genre for labels in label_sets for genre in labels}
+    return tuple(name for name in names if name not in present)
+
+
+def no_posters_warning(genres: Sequence[str], where: str) -> str:
+    """The one line `data scan`, `data split` and `train` print when genres of the scheme
+    have no poster `where` (e.g. "in data/x"): a model still predicts them, untrained, and
+    reports leave them out of macro F1 and mAP (`posterlite.metrics`)."""
+    configured = os.environ.get(GENRES_ENV, "").strip()
+    scheme = f"{GENRES_ENV}={configured}" if configured else f"{GENRES_ENV} unset: the paper's six"
+    return (
+        f"warning: no posters of {', '.join(genres)} {where} ({scheme}): they cannot be "
+        f"learnt or scored there (reports leave them out of macro F1 and mAP); set "
+        f"{GENRES_ENV} to the genres the data has"
+    )

@@ -473,6 +473,51 @@ def test_real_sample_csv_is_iso_8859_1(shared_dir: Path) -> None:
     assert result.format == "kaggle" and result.posters == []
 
 
+# --- a data set that does not match the genre scheme --------------------------------------
+THREE_OF_FIVE = "Horror,Comedy,Romance,Crime,Other"
+
+
+def _warnings(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("warning: ")]
+
+
+def test_scan_and_split_warn_about_genres_without_posters(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("POSTERLITE_GENRES", THREE_OF_FIVE)
+    root = _three_genre_folders(tmp_path / "three")
+    runner = CliRunner()
+    scan = runner.invoke(main, ["data", "scan", str(root), "--json"])
+    assert scan.exit_code == 0, scan.output
+    assert json.loads(scan.stdout)["genres_without_posters"] == ["Crime", "Other"]
+    [line] = _warnings(scan.stderr)
+    assert line.startswith(f"warning: no posters of Crime, Other in {root} ")
+    assert f"POSTERLITE_GENRES={THREE_OF_FIVE}" in line
+    assert "leave them out of macro F1 and mAP" in line
+
+    out = tmp_path / "m.csv"
+    split = runner.invoke(main, ["data", "split", str(root), "--out", str(out)])
+    assert split.exit_code == 0, split.output
+    [line] = _warnings(split.stderr)
+    assert line.startswith(f"warning: no posters of Crime, Other in {out} ")
+
+    monkeypatch.setenv("POSTERLITE_GENRES", "Horror,Comedy,Romance")
+    fits = runner.invoke(main, ["data", "scan", str(root)])
+    assert fits.exit_code == 0 and fits.stderr == ""
+
+
+def test_split_warns_about_a_genre_missing_from_one_split(tmp_path: Path, monkeypatch) -> None:
+    """One Crime poster can only be in one split: the others cannot train or score it."""
+    monkeypatch.setenv("POSTERLITE_GENRES", THREE_OF_FIVE)
+    root = _three_genre_folders(tmp_path / "three")
+    make_poster(root / "Crime" / "tt0000999.jpg", 999, size=(8, 12))
+    report = split_sources([root], tmp_path / "m.csv", progress=False)
+    gaps = report.to_json()["genres_without_posters"]
+    assert gaps["all"] == ["Other"]
+    assert sum("Crime" in gaps[s] for s in ("train", "val", "test")) == 2
+    lines = report.warnings()
+    assert lines[0].startswith("warning: no posters of Other in ")
+    assert len(lines) == 3 and all("Crime" in line and "split of" in line for line in lines[1:])
+
+
 # --- one bad row or file is one skip, never the end of the scan -------------------------
 def _three_genre_folders(root: Path, per_genre: int = 8) -> Path:
     for g, genre in enumerate(("Horror", "Comedy", "Romance")):

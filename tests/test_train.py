@@ -441,3 +441,41 @@ def test_distillation_and_ema_in_end_to_end_fine_tune(e2e_run, tmp_path):
         teacher_probabilities([str(tmp_path / "nowhere")], np.zeros((1, 8, 8, 3)), ["k"], ws.cache)
     with pytest.raises(PosterliteError, match="needs at least one --ft-teacher"):
         T.EndToEndConfig(distill=0.5)
+
+
+def test_genres_without_posters_warned_and_left_out_of_the_report(tmp_path, monkeypatch):
+    """POSTERLITE_GENRES names five genres, the posters have three: `train` warns (one line
+    naming the two and the variable) before training, and the report leaves them out of
+    macro F1 and mAP and says so."""
+    from posterlite.cli import main
+
+    monkeypatch.setenv("POSTERLITE_GENRES", "Horror,Comedy,Romance,Crime,Other")
+    monkeypatch.setenv("POSTERLITE_CACHE", str(tmp_path / "cache"))
+    rows = []
+    for index in range(18):
+        genre = ("Horror", "Comedy", "Romance")[index % 3]
+        path = make_poster(tmp_path / "posters" / f"p{index}.png", seed=index, size=(20, 30))
+        split = "val" if index % 2 else "train"
+        rows.append(ManifestRow(str(path), (genre,), split, "generated", f"f{index}"))
+    manifest = tmp_path / "manifest.csv"
+    write_manifest(rows, manifest)
+    out = tmp_path / "run"
+    args = ["train", "--data", str(manifest), "--model", "cnn", "--input-size", "32"]
+    args += ["--epochs", "1", "--batch-size", "8", "--out", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
+    assert warnings == [
+        f"warning: no posters of Crime, Other in {manifest} "
+        "(POSTERLITE_GENRES=Horror,Comedy,Romance,Crime,Other): they cannot be learnt or "
+        "scored there (reports leave them out of macro F1 and mAP); set POSTERLITE_GENRES to "
+        "the genres the data has"
+    ]
+    report = json.loads((out / "report.json").read_text())["threshold_0.5"]
+    assert report["genres_left_out"] == ["Crime", "Other"]
+    f1 = {m["genre"]: m["f1"] for m in report["per_genre"]}
+    assert report["macro_f1"] == pytest.approx(
+        np.mean([f1[g] for g in ("Horror", "Comedy", "Romance")])
+    )
+    assert "(no positive in this set): Crime, Other" in (out / "report.md").read_text()
+    assert read_card(out).validation["genres_left_out"] == ["Crime", "Other"]
