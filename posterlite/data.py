@@ -9,7 +9,13 @@ This module owns everything between "a folder somebody gave us" and the training
   also loads in training) and account for every row or file it leaves out.
 - `split_sources(...)`: merge several scans into one manifest (one poster per film), an
   optional seeded per-genre cap, and a seeded multi-label stratified train/val/test split.
-- `download_posters(...)`: fetch the Kaggle CSV's poster URLs concurrently, resumably.
+- `download_posters(...)`: fetch the Kaggle CSV's poster URLs concurrently, resumably,
+  over http(s) only (redirects too), each poster under a deadline and a size cap.
+
+Untrusted input. A CSV row, a poster file or a server is hostile until read: every read
+is bounded (CSV size, poster size, download deadline), and one bad row, file or poster
+is one `skipped` / `failures` entry with a short reason while the others get their
+results; only the data set itself being unreadable (or the output unwritable) is an error.
 
 Film identity. IMDb ids come as `tt0089869` (imdb-7k) or `89869` (Kaggle); `film_id` is
 the int of the digits as a string ("89869") so the same film is recognised across sets.
