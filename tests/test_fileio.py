@@ -23,7 +23,6 @@ def test_check_writable_folder_probes_for_real(tmp_path):
     """A folder that exists or can be created passes and is left as it was; one under a
     regular file, a dangling link, or inside /proc (os.access says writable there, even
     for root, yet nothing can be created) is refused in one line."""
-    import os
     from pathlib import Path
 
     import pytest
