@@ -673,14 +673,15 @@ def calibration_build(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     default=None,
-    help="Output folder (default: the model's run folder).",
+    help="Output folder (default: the model's run folder); checked writable before converting.",
 )
 @click.option(
     "--max-drop",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=0.01,
     show_default=True,
-    help="Fail a format that loses more mAP than this against Keras.",
+    help="Fail a format that loses more mAP than this against Keras (0 or more). A failing "
+    "format is written as NAME.FMT.FAILED-GATE.tflite; an earlier passing file is kept.",
 )
 @click.option(
     "--eval",

@@ -7,7 +7,9 @@ TFLite Metadata (`posterlite.metadata`) and a JSON sidecar, then checks itself: 
 runs through `runtime.PosterModel` on a labelled validation sample next to the Keras model,
 and the report gives size, probability differences and the change in mAP and macro F1 at
 0.5. A format that loses more mAP than `max_drop` is kept as `<name>.<fmt>.FAILED-GATE.tflite`
-and the command fails.
+and the command fails; a passing `<name>.<fmt>.tflite` from an earlier run stays as it was
+(a failed run never destroys a good output). The output folder is checked writable, and
+`max_drop` non-negative, before any conversion work.
 
 Keras 3 path: `model.export(..., format="tf_saved_model")` then
 `tf.lite.TFLiteConverter.from_saved_model` (the `from_keras_model` path of TF 2.x does not
@@ -31,9 +33,16 @@ import numpy as np
 
 from posterlite.card import CARD_NAME, MODEL_NAME, ModelCard, read_card
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_bytes, atomic_write_text
+from posterlite.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
 from posterlite.genres import GenreScheme, default_scheme
-from posterlite.metadata import MetadataSpec, Quantization, embed_metadata, write_sidecar
+from posterlite.metadata import (
+    MetadataSpec,
+    Quantization,
+    embed_metadata,
+    sidecar_path,
+    write_sidecar,
+)
+from posterlite.posterfiles import image_files
 from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
 from posterlite.quiet import Captured, captured_output
 
@@ -43,7 +52,6 @@ CONVERT_LOG = "conversion.log"  # the converter's C++ output, beside conversion.
 DEFAULT_MAX_DROP = 0.01
 DEFAULT_CALIBRATION_LIMIT = 200
 REPO_CALIBRATION = Path(__file__).resolve().parents[1] / "calibration"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
 @dataclass(frozen=True)
@@ -180,13 +188,6 @@ def card_manifest(source: SourceModel) -> Path | None:
         if (base / given).is_file():
             return base / given
     return None
-
-
-def image_files(folder: Path) -> list[Path]:
-    """Poster files under `folder` (recursively), sorted for determinism."""
-    return sorted(
-        p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
 
 
 def decode_posters(
@@ -404,9 +405,17 @@ class GateVerdict:
     note: str = ""
 
 
+def check_max_drop(max_drop: float) -> None:
+    """The gate's allowance is a mAP drop: 0 or more (math.inf turns the gate off). A
+    negative one would fail every faithful conversion; NaN would pass every one."""
+    if not max_drop >= 0.0:
+        raise PosterliteError(f"max-drop must be 0 or more (a mAP drop), got {max_drop!r}")
+
+
 def gate(converted: Quality | None, keras: Quality | None, max_drop: float) -> GateVerdict:
     """The accuracy gate: a format fails when its mAP is MORE than `max_drop` below Keras'
     (a drop of exactly `max_drop` passes). Without a labelled check set it passes with a note."""
+    check_max_drop(max_drop)
     if converted is None or keras is None:
         return GateVerdict(True, None, None, "no labelled check set: gate not applied")
     map_delta = converted.mean_average_precision - keras.mean_average_precision
@@ -479,14 +488,16 @@ def convert_model(
     `eval_set` / `calibration_inputs` (and `keras_reference`, the Keras probabilities on
     `eval_set`) let a caller (the benchmarks) decode posters and run Keras once for many
     conversions. Raises `PosterliteError` after writing everything when a
-    format failed the gate.
+    format failed the gate; an earlier passing file of that format is left untouched.
     """
+    check_max_drop(max_drop)
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise PosterliteError(f"unknown format {unknown[0]!r} (choose {', '.join(FORMATS)}, all)")
     source = resolve_model(model)
-    keras_model = load_keras(source)
     out_dir = Path(out_dir) if out_dir is not None else source.keras_path.parent
+    check_writable_folder(out_dir)  # before minutes of conversion, not after
+    keras_model = load_keras(source)
     size = source.card.input_size
 
     if eval_set is None:
@@ -556,11 +567,16 @@ def convert_model(
             passed, note = verdict.passed, verdict.note
             map_delta, f1_delta = verdict.map_delta, verdict.macro_f1_delta
             final = output_path(out_dir, source.name, fmt, failed=not passed)
-            other = output_path(out_dir, source.name, fmt, failed=passed)
             os.replace(staging, final)
-            # A stale file of the opposite verdict would contradict this run's verdict.
-            other.unlink(missing_ok=True)
-            Path(other).with_suffix(".json").unlink(missing_ok=True)
+            if passed:
+                # A stale FAILED-GATE file would contradict this run's verdict.
+                stale = output_path(out_dir, source.name, fmt, failed=True)
+                stale.unlink(missing_ok=True)
+                sidecar_path(stale).unlink(missing_ok=True)
+            elif (earlier := output_path(out_dir, source.name, fmt)).is_file():
+                # A failing run leaves a passing file of an earlier run (and its sidecar)
+                # alone: it passed its own gate; this run's file sits beside it, tagged.
+                note += f"; earlier {earlier.name} kept"
             write_sidecar(final, spec)
             if fmt == "fp32":
                 fp32_size = len(data)

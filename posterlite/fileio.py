@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from posterlite.errors import PosterliteError
+
 
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
@@ -57,6 +59,30 @@ def atomic_write_bytes(target: Path, data: bytes) -> None:
 
 def atomic_write_text(target: Path, text: str) -> None:
     atomic_write_bytes(target, text.encode("utf-8"))
+
+
+def check_writable_folder(folder: Path) -> None:
+    """Refuse, before any work is spent, an output folder nothing can be written to.
+
+    `folder` -- or, if it does not exist yet, the nearest existing folder above it, where
+    it would be created -- must be a folder in which a file can really be created: a temp
+    file is made and removed. Permission bits would not do: root ignores them, and only a
+    real create sees a read-only mount or a pseudo file system such as /proc.
+    """
+    folder = Path(folder)
+    existing = folder.absolute()
+    while not os.path.lexists(existing) and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise PosterliteError(f"cannot write to output folder {folder}: {existing} is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".posterlite-write-check-", dir=existing)
+    except OSError as exc:
+        raise PosterliteError(
+            f"cannot write to output folder {folder}: {exc.strerror or exc} ({existing})"
+        ) from exc
+    os.close(fd)
+    os.unlink(probe)
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -37,7 +37,10 @@ Only numpy and Pillow are needed here: this module runs on the phone-side instal
 from __future__ import annotations
 
 import io
+import os
+import stat
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,20 +54,54 @@ from posterlite.errors import PosterliteError
 DEFAULT_SIZE = 224
 NORM_MEAN = 127.5
 NORM_STD = 127.5
+# Caps for untrusted posters, all checked before the expensive step they guard.
 # A poster is at most a few thousand pixels a side; anything past this is a decompression
-# bomb or a mislabelled panorama, and decoding it would cost gigabytes.
+# bomb or a mislabelled panorama, and decoding it would cost gigabytes. Checked from the
+# header, before decoding (decoded RGB is 3 bytes a pixel: 120 MB at the cap).
 MAX_PIXELS = 40_000_000
+# No side longer than this (WebP's own limit is 16383): a 5,000,000 x 1 strip is under the
+# area cap but is no poster. (`resize_pixels` is bounded by its output anyway.)
+MAX_SIDE = 16_384
+# Bytes read from one poster file (or taken as bytes): a 40 MP JPEG is ~10-20 MB.
+MAX_FILE_BYTES = 64 * 1024 * 1024
+# The formats a poster may be in (Pillow format names; a camera's MPO comes through JPEG).
+# Pillow's other ~40 decoders (EPS runs Ghostscript, PSD, FITS, ...) are never tried.
+POSTER_FORMATS = ("JPEG", "PNG", "WEBP", "BMP", "GIF", "TIFF")
 # Keys every cache of decoded pixels / features (posterlite.train): change it whenever
 # `load_poster` or `pixels_to_input` changes the pixels a model sees.
 PREPROCESS_VERSION = "posterlite-preprocess-2:stretch-mediapipe-cpu-bilinear-rgb-white-alpha:[-1,1]"
 # OpenCV's fixed-point remap: source coordinates in 1/32 px, weights in 1/1024.
 _COORD_BITS = 5
 _COORD_SCALE = 1 << _COORD_BITS
+# `resize_pixels` gathers the tapped columns first when the source is wider than this many
+# output sizes, so its working memory stays a small multiple of the output's.
+_COMPACT_FROM = 4
 
 InputDType = Literal["float32", "uint8"]
 
 # Pillow must never load a truncated file silently: we want it reported.
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# What Pillow's decoders raise on hostile bytes besides OSError (fuzzed files hit these):
+# each becomes the poster's own "undecodable" error, never a traceback for the batch.
+_DECODER_FAILURES = (
+    ValueError,
+    SyntaxError,
+    EOFError,
+    IndexError,
+    KeyError,
+    TypeError,
+    ZeroDivisionError,
+    struct.error,
+)
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_FILE_KINDS = {
+    stat.S_IFDIR: "directory",
+    stat.S_IFIFO: "FIFO",
+    stat.S_IFCHR: "character device",
+    stat.S_IFBLK: "block device",
+    stat.S_IFSOCK: "socket",
+}
+_OPEN_LOCK = threading.Lock()
 
 
 class PosterDecodeError(PosterliteError):
@@ -84,39 +121,94 @@ class InputSpec:
     dtype: InputDType = "float32"
 
 
+def check_dimensions(name: str, width: int, height: int) -> None:
+    """Refuse sizes no poster has, from the header, before a pixel is decoded."""
+    if width <= 0 or height <= 0 or max(width, height) > MAX_SIDE or width * height > MAX_PIXELS:
+        raise PosterDecodeError(name, "absurd size", f"{width}x{height}")
+
+
+def _read_capped(path: Path) -> bytes:
+    """A poster file's bytes, at most MAX_FILE_BYTES of them.
+
+    Stat first: a FIFO, device or socket is refused without being opened (opening a FIFO
+    blocks until a writer comes; /dev/zero never ends). The open is non-blocking and the
+    open file is checked again, so one swapped in after the stat cannot hang us either;
+    the read stops one byte past the cap, whatever the size claimed.
+    """
+    name = str(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        raise PosterDecodeError(name, "missing file") from exc
+    except OSError as exc:
+        raise PosterDecodeError(name, "unreadable", str(exc)) from exc
+    _check_regular(name, info)
+    _check_file_size(name, info.st_size)
+    try:
+        descriptor = os.open(path, _OPEN_FLAGS)
+    except OSError as exc:
+        raise PosterDecodeError(name, "unreadable", str(exc)) from exc
+    with open(descriptor, "rb") as file:
+        try:
+            _check_regular(name, os.fstat(descriptor))
+            data = file.read(min(info.st_size, MAX_FILE_BYTES) + 1)
+            if len(data) > info.st_size:  # grew since the stat: read on, to the cap
+                data += file.read(MAX_FILE_BYTES + 1 - len(data))
+        except OSError as exc:
+            raise PosterDecodeError(name, "unreadable", str(exc)) from exc
+    _check_file_size(name, len(data))
+    return data
+
+
+def _check_regular(name: str, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = _FILE_KINDS.get(stat.S_IFMT(info.st_mode), "special file")
+        raise PosterDecodeError(name, "not a regular file", kind)
+
+
+def _check_file_size(name: str, size: int) -> None:
+    if size > MAX_FILE_BYTES:
+        raise PosterDecodeError(name, "too large", f"over {MAX_FILE_BYTES} bytes")
+
+
+def _open_image(data: bytes) -> Image.Image:
+    """Pillow's header parse of the poster formats only. DecompressionBombWarning (which
+    Pillow issues past MAX_IMAGE_PIXELS, before our own, smaller cap can refuse the image)
+    is raised instead of printed; the filter change is global, so the lock keeps decode
+    threads from restoring each other's filters out of order."""
+    with _OPEN_LOCK, warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data), formats=POSTER_FORMATS)
+
+
 def _open(source: str | Path | bytes) -> tuple[Image.Image, str]:
     name = "<bytes>" if isinstance(source, bytes) else str(source)
     if isinstance(source, bytes):
+        _check_file_size(name, len(source))
         data = source
     else:
-        try:
-            data = Path(source).read_bytes()
-        except FileNotFoundError as exc:
-            raise PosterDecodeError(name, "missing file") from exc
-        except OSError as exc:
-            raise PosterDecodeError(name, "unreadable", str(exc)) from exc
+        data = _read_capped(Path(source))
     if not data:
         raise PosterDecodeError(name, "zero-byte")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
-                raise PosterDecodeError(name, "absurd size", f"{width}x{height}")
-            image.load()
+        image = _open_image(data)
+        check_dimensions(name, *image.size)
+        image.load()
+        check_dimensions(name, *image.size)  # a decoder may settle the size while loading
     except PosterDecodeError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise PosterDecodeError(name, "decompression bomb", str(exc)) from exc
     except UnidentifiedImageError as exc:
         raise PosterDecodeError(name, "not an image") from exc
+    except MemoryError as exc:
+        raise PosterDecodeError(name, "out of memory") from exc
     except OSError as exc:
         message = str(exc)
         reason = "truncated" if "truncat" in message.lower() else "undecodable"
         raise PosterDecodeError(name, reason, message) from exc
-    except (ValueError, SyntaxError, EOFError, IndexError, struct.error) as exc:
-        raise PosterDecodeError(name, "undecodable", str(exc)) from exc
+    except _DECODER_FAILURES as exc:
+        raise PosterDecodeError(name, "undecodable", f"{type(exc).__name__}: {exc}") from exc
     return image, name
 
 
@@ -169,6 +261,16 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     height, width, channels = pixels.shape
     x0, x1, fx = _taps(size, width)
     y0, y1, fy = _taps(size, height)
+    if width > _COMPACT_FROM * size:
+        # A wide source: the passes below widen `size` whole rows to uint16, which for a
+        # 5,000,000 x 1 strip was 2.7 GiB at 96 px. Gather only the rows and columns some tap reads
+        # (at most 2 * size of each; rows first, a plain copy) and renumber the taps into
+        # that block: the same integers are blended, so the result is bit for bit the same.
+        used_rows, y_index = np.unique(np.concatenate([y0, y1]), return_inverse=True)
+        used_cols, x_index = np.unique(np.concatenate([x0, x1]), return_inverse=True)
+        pixels = np.take(np.take(pixels, used_rows, axis=0), used_cols, axis=1)
+        height, width = len(used_rows), len(used_cols)
+        y0, y1, x0, x1 = y_index[:size], y_index[size:], x_index[:size], x_index[size:]
     # Rows flattened to (H, W * C) so both passes are one np.take each (faster than
     # fancy indexing on the channel axis). Vertical pass first, on the `size` rows needed,
     # in uint16 (<= 255 * 32); the horizontal pass in uint32 (<= 255 * 32 * 32); in place.
@@ -205,8 +307,10 @@ def decode_rgb(source: str | Path | bytes) -> np.ndarray:
         return np.asarray(to_rgb(image), dtype=np.uint8)
     except PosterDecodeError:
         raise
-    except (OSError, ValueError, SyntaxError) as exc:
-        raise PosterDecodeError(name, "undecodable", str(exc)) from exc
+    except MemoryError as exc:
+        raise PosterDecodeError(name, "out of memory") from exc
+    except (OSError, *_DECODER_FAILURES) as exc:  # a malformed EXIF block, mostly
+        raise PosterDecodeError(name, "undecodable", f"{type(exc).__name__}: {exc}") from exc
 
 
 def load_poster(source: str | Path | bytes, size: int = DEFAULT_SIZE) -> np.ndarray:

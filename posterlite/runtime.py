@@ -31,10 +31,12 @@ import numpy as np
 from posterlite.errors import PosterliteError
 from posterlite.interpreter import interpreter_class, load_interpreter
 from posterlite.metadata import read_metadata
+from posterlite.posterfiles import IMAGE_SUFFIXES, expand_posters  # noqa: F401 (predict's names)
 from posterlite.preprocess import (
     NORM_MEAN,
     NORM_STD,
     PosterDecodeError,
+    check_dimensions,
     load_poster,
     pixels_to_input,
 )
@@ -425,12 +427,14 @@ class PosterModel:
                 return item
             if item.ndim not in (2, 3) or (item.ndim == 3 and item.shape[2] not in (1, 3, 4)):
                 raise ValueError(f"predict() takes (H, W, 3) images, got shape {item.shape}")
+            check_dimensions("<array>", item.shape[1], item.shape[0])
             from PIL import Image
 
             item = Image.fromarray(
                 item.squeeze(-1) if item.ndim == 3 and item.shape[2] == 1 else item
             )
         if hasattr(item, "save") and hasattr(item, "mode"):  # a PIL image
+            check_dimensions("<image>", *item.size)  # before spending a re-encode on it
             return load_poster(_encoded(item), self.input_size)
         raise TypeError(
             f"predict() takes a path, bytes, PIL image or uint8 array, got {type(item).__name__}"
@@ -468,42 +472,6 @@ def _encoded(image: Any) -> bytes:
 
 
 # ----------------------------------------------------------------------------- CLI help
-_GLOB_CHARS = set("*?[")
-# Inside a directory only image-looking files are posters (a CSV beside them is not);
-# a file named explicitly is always tried, and reported if it does not decode.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-
-
-def _looks_like_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
-def expand_posters(arguments: Iterable[str]) -> tuple[list[Path], list[str]]:
-    """Files, directories (recursively, sorted) and globs -> (poster paths, unmatched args)."""
-    import glob
-
-    found: list[Path] = []
-    missing: list[str] = []
-    for argument in arguments:
-        path = Path(argument)
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if p.is_file() and _looks_like_image(p))
-        elif path.exists():
-            found.append(path)
-        elif _GLOB_CHARS & set(argument):
-            matches = sorted(Path(m) for m in glob.glob(argument, recursive=True))
-            files = [m for m in matches if m.is_file()]
-            for match in (m for m in matches if m.is_dir()):
-                files += sorted(p for p in match.rglob("*") if p.is_file() and _looks_like_image(p))
-            if files:
-                found += files
-            else:
-                missing.append(argument)
-        else:
-            missing.append(argument)
-    return found, missing
-
-
 def prediction_text(prediction: Prediction) -> str:
     """The paper's per-poster block: predicted classes, then one confidence line per genre."""
     width = max((len(g) for g in prediction.genres), default=0)

@@ -15,6 +15,7 @@ from tiny_models import SIZE, make_brightness_run, make_run
 
 from posterlite.cli import main
 from posterlite.convert import FAILED_TAG, FORMATS, Quality, convert_model, gate, quality
+from posterlite.errors import PosterliteError
 from posterlite.genres import DEFAULT_GENRES
 
 
@@ -65,23 +66,56 @@ def test_int8_has_uint8_input_and_output(converted) -> None:
     assert "CONV_2D" in ops and "DEQUANTIZE" not in ops
 
 
-def test_gate_fails_and_keeps_failed_file(converted, tmp_path: Path) -> None:
-    run, calibration, _, _ = converted
-    out = tmp_path / "gate"
-    # A pass file from an earlier run must not survive a failing run.
-    out.mkdir()
-    (out / "tiny.fp16.tflite").write_bytes(b"old")
-    # A negative allowance demands an improvement, so the gate must trip.
-    result = CliRunner().invoke(
-        main, ["convert", str(run), "--format", "fp16", "--out", str(out), "--max-drop", "-1"]
-    )
-    assert result.exit_code == 1
-    error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "gate" in error_lines[0]
-    assert (out / f"tiny.fp16.{FAILED_TAG}.tflite").is_file()
-    assert not (out / "tiny.fp16.tflite").exists()
-    report = json.loads((out / "conversion.json").read_text())
-    assert report["results"][0]["passed"] is False
+@pytest.mark.parametrize("value", ["-0.001", "-1", "nan"])
+def test_max_drop_below_zero_is_refused_before_any_work(
+    converted, tmp_path: Path, value: str
+) -> None:
+    """A negative allowance would fail every faithful conversion (issue 17: `-0.001` was
+    accepted and its failing rerun destroyed the good files); NaN would pass every one.
+    Refused by the CLI and by the API, before anything is written."""
+    run, _, _, _ = converted
+    out = tmp_path / "out"
+    args = ["convert", str(run), "--format", "fp16", "--out", str(out), "--max-drop", value]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (1, 2) and "Traceback" not in result.output
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("error: ")
+    assert "max-drop" in result.stderr
+    with pytest.raises(PosterliteError, match="max-drop must be 0 or more"):
+        convert_model(run, formats=("fp16",), out_dir=out, max_drop=float(value))
+    with pytest.raises(PosterliteError, match="max-drop must be 0 or more"):
+        gate(Quality(0.5, 0.5), Quality(0.5, 0.5), float(value))
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["under_a_file", "proc", "read_only"])
+def test_unwritable_output_folder_is_refused_before_converting(
+    converted, tmp_path: Path, where: str
+) -> None:
+    """Root ignores permission bits, so the cases that fail for root too: an --out whose
+    parent is a regular file, and one inside /proc (where nobody can create a file, though
+    os.access says writable). A chmod 555 folder is tried when not running as root."""
+    import os
+
+    run, _, _, _ = converted
+    if where == "under_a_file":
+        blocker = tmp_path / "a-file"
+        blocker.write_text("not a folder")
+        out = blocker / "out"
+    elif where == "proc":
+        if not Path("/proc/self").is_dir():
+            pytest.skip("no /proc")
+        out = Path("/proc/posterlite-convert-out")
+    else:
+        if os.geteuid() == 0:
+            pytest.skip("root writes into a chmod 555 folder")
+        out = tmp_path / "locked"
+        out.mkdir(mode=0o555)
+    result = CliRunner().invoke(main, ["convert", str(run), "--format", "fp32", "--out", str(out)])
+    line = _one_error_line(result)
+    assert line.startswith(f"error: cannot write to output folder {out}")
+    # Refused before the model was even loaded: no check set, no conversion logged.
+    assert result.stderr.strip() == line
+    assert not out.exists() or not list(out.iterdir())
 
 
 def test_eval_dir_in_folders_layout(converted, tmp_path: Path) -> None:
@@ -136,8 +170,8 @@ def test_bare_model_without_card_still_checks(converted, tmp_path: Path) -> None
         (0.75, 0.50, 0.25, True),  # a drop of exactly max_drop is allowed
         (0.75, 0.50, 0.20, False),  # drop 0.25 beyond 0.20
         (0.50, 0.75, 0.00, True),  # a gain always passes
-        (0.50, 0.50, -0.25, False),  # a negative allowance demands a gain
-        (0.50, 0.75, -0.25, True),
+        (0.50, 0.50, 0.00, True),  # no drop at all passes the strictest gate
+        (0.50, 0.49, 0.00, False),
     ],
 )
 def test_gate_both_sides_of_the_threshold(
@@ -145,7 +179,7 @@ def test_gate_both_sides_of_the_threshold(
 ) -> None:
     verdict = gate(Quality(converted_map, 0.25), Quality(keras_map, 0.5), max_drop)
     assert verdict.passed is passed
-    assert verdict.map_delta == converted_map - keras_map
+    assert verdict.map_delta == pytest.approx(converted_map - keras_map)
     assert verdict.macro_f1_delta == -0.25
     assert ("mAP drop" in verdict.note) is not passed
 
@@ -206,6 +240,16 @@ def test_gate_end_to_end_int8_twin_loses_half_the_map(known_drop: Path, tmp_path
     assert result["passed"] and result["map_delta"] == pytest.approx(-0.5)
     assert (out / "bright.int8.tflite").is_file()
     assert not (out / f"bright.int8.{FAILED_TAG}.tflite").exists()  # the stale verdict went
+
+    # A failing rerun must not destroy what the passing run made (issue 17).
+    good = {p: p.read_bytes() for p in (out / "bright.int8.tflite", out / "bright.int8.json")}
+    again = CliRunner().invoke(main, [*args, "--format", "int8", "--max-drop", "0.4"])
+    errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]
+    assert again.exit_code == 1 and len(errors) == 1
+    assert "earlier bright.int8.tflite kept" in errors[0]
+    assert {p: p.read_bytes() for p in good} == good
+    assert (out / f"bright.int8.{FAILED_TAG}.tflite").is_file()
+    assert (out / f"bright.int8.{FAILED_TAG}.json").is_file()
 
 
 # --- what users get wrong -----------------------------------------------------------------

@@ -17,3 +17,27 @@ def test_replace_dir_swaps_a_folder_whole(tmp_path):
     replace_dir(staging, target)  # the old folder goes whole, nothing of it stays
     assert sorted(p.name for p in target.iterdir()) == ["newer.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_check_writable_folder_probes_for_real(tmp_path):
+    """A folder that exists or can be created passes and is left as it was; one under a
+    regular file, a dangling link, or inside /proc (os.access says writable there, even
+    for root, yet nothing can be created) is refused in one line."""
+    from pathlib import Path
+
+    import pytest
+
+    from posterlite.errors import PosterliteError
+    from posterlite.fileio import check_writable_folder
+
+    check_writable_folder(tmp_path)
+    check_writable_folder(tmp_path / "new" / "deeper")
+    assert list(tmp_path.iterdir()) == []  # nothing created, the probe removed
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "absent")
+    refused = [tmp_path / "file" / "out", tmp_path / "dangling"]
+    if Path("/proc/self").is_dir():
+        refused.append(Path("/proc/posterlite-out"))
+    for folder in refused:
+        with pytest.raises(PosterliteError, match=f"cannot write to output folder {folder}"):
+            check_writable_folder(folder)

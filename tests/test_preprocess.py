@@ -182,8 +182,11 @@ def test_posters_are_stretched_not_cropped_or_padded(size: tuple[int, int]) -> N
 # -- parity with MediaPipe Tasks (the app side) -------------------------------------------
 # A probe model whose "scores" are its input pixels reads back exactly what MediaPipe's CPU
 # ImageClassifier feeds a model; `load_poster` must produce the same array, bit for bit.
-# (width, height): shrinking, enlarging from tiny images, odd sizes, identity.
-PROBE_IMAGES = ((182, 268), (300, 200), (1001, 667), (37, 50), (5, 7), (1, 1), (224, 224))
+# (width, height): shrinking, enlarging from tiny images, odd sizes, identity; sources wider
+# than 4 outputs (1001 and the 2000 x 9 strip at 96 px) take resize_pixels' gathered path.
+PROBE_IMAGES = (
+    (182, 268), (300, 200), (1001, 667), (37, 50), (5, 7), (1, 1), (224, 224), (2000, 9),
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -387,3 +390,220 @@ def test_float_input_matches_mediapipe_normalization(tmp_path) -> None:
     assert returned.sum() > 1000
     assert np.array_equal(ours[returned], theirs[returned])
     assert (ours[~returned] <= 0).all()
+
+
+# -- hostile files: every read bounded, refused from the header, one reason per poster -------
+def _reference_resize(pixels: np.ndarray, size: int) -> np.ndarray:
+    """OpenCV's fixed-point bilinear written out per output pixel (int64, fancy indexing):
+    an independent statement of what `resize_pixels` computes."""
+    from posterlite.preprocess import _taps
+
+    x0, x1, fx = _taps(size, pixels.shape[1])
+    y0, y1, fy = _taps(size, pixels.shape[0])
+    p = pixels.astype(np.int64)
+    wx, wy = fx[None, :, None], fy[:, None, None]
+    top = p[y0][:, x0] * (32 - wx) + p[y0][:, x1] * wx
+    bottom = p[y1][:, x0] * (32 - wx) + p[y1][:, x1] * wx
+    return ((top * (32 - wy) + bottom * wy + 512) >> 10).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    "height, width",
+    [(268, 182), (1, 1), (3, 2000), (2000, 3), (1, 5000), (5000, 1), (7, 901), (450, 1900)],
+)
+@pytest.mark.parametrize("size", [1, 7, 96, 224])
+def test_resize_pixels_is_the_same_arithmetic_for_every_shape(
+    height: int, width: int, size: int
+) -> None:
+    """Wide sources take the gathered-block path (`_COMPACT_FROM`): same bits as the
+    plain formula, down- and up-scaling, strips both ways."""
+    from posterlite.preprocess import resize_pixels
+
+    seed = height * 7919 + width * 31 + size
+    pixels = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    assert np.array_equal(resize_pixels(pixels, size), _reference_resize(pixels, size))
+
+
+def test_resize_memory_is_bounded_by_the_output_not_the_width() -> None:
+    """A 1 x 2,000,000 strip to 224 px: the old two passes built 224 rows of 6 MB in
+    uint16 (2.7 GB); now the work is a copy of the one row and a 2 x 224 block."""
+    import tracemalloc
+
+    from posterlite.preprocess import resize_pixels
+
+    strip = np.random.default_rng(0).integers(0, 256, (1, 2_000_000, 3), dtype=np.uint8)
+    tracemalloc.start()
+    try:
+        out = resize_pixels(strip, 224)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.shape == (224, 224, 3)
+    assert peak < 2 * strip.nbytes, peak  # 6 MB strip: one row copy, not 2.7 GB
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose IHDR claims width x height and whose data stops right after it: any
+    decode would fail as truncated, so a size refusal proves the header was checked first."""
+    import struct
+    import zlib
+
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 1 << 20) + b"IDAT\x78\x9c"
+
+
+def _patched(fmt: str, width: int, height: int) -> bytes:
+    """A small real image of `fmt` whose header is edited to claim width x height."""
+    import struct
+
+    data = bytearray(_encode(Image.new("RGB", (16, 16), (9, 99, 199)), fmt))
+    if fmt == "PNG":
+        return _png_header(width, height)
+    if fmt == "GIF":
+        data[6:10] = struct.pack("<HH", width, height)
+        start = data.index(0x2C, 13)  # the image descriptor
+        data[start + 5 : start + 9] = struct.pack("<HH", width, height)
+    elif fmt == "BMP":
+        data[18:26] = struct.pack("<ii", width, height)
+    elif fmt == "JPEG":
+        start = data.index(b"\xff\xc0")  # SOF0: length, precision, height, width
+        data[start + 5 : start + 9] = struct.pack(">HH", height, width)
+    elif fmt == "WEBP":
+        start = data.index(b"\x9d\x01\x2a")  # VP8 key frame start code, then 14-bit sides
+        data[start + 3 : start + 7] = struct.pack("<HH", width, height)
+    elif fmt == "TIFF":
+        (ifd,) = struct.unpack_from("<I", data, 4)
+        (count,) = struct.unpack_from("<H", data, ifd)
+        for entry in range(ifd + 2, ifd + 2 + 12 * count, 12):
+            tag, kind = struct.unpack_from("<HH", data, entry)
+            if tag in (256, 257):  # ImageWidth, ImageLength
+                value = width if tag == 256 else height
+                struct.pack_into("<H" if kind == 3 else "<I", data, entry + 8, value)
+    return bytes(data)
+
+
+# (width, height) per format: a strip past MAX_SIDE with a tiny area, past the area cap,
+# past Pillow's warning limit (89.5 MP) and past its error limit (179 MP). WebP sides stop
+# at 16383, so no WebP strip exceeds MAX_SIDE and none is listed.
+HOSTILE_SIZES = {
+    "PNG": [(5_000_000, 1), (1, 5_000_000), (8000, 8000), (12_000, 12_000), (30_000, 30_000)],
+    "GIF": [(60_000, 1), (8000, 8000), (12_000, 12_000), (30_000, 30_000)],
+    "BMP": [(5_000_000, 1), (8000, 8000), (12_000, 12_000), (30_000, 30_000)],
+    "JPEG": [(60_000, 1), (1, 60_000), (8000, 8000), (12_000, 12_000), (30_000, 30_000)],
+    "WEBP": [(8000, 8000), (12_000, 12_000), (16_383, 16_383)],
+    "TIFF": [(60_000, 1), (8000, 8000), (12_000, 12_000), (30_000, 30_000)],
+}
+
+
+@pytest.mark.parametrize(
+    "fmt, width, height",
+    [(fmt, w, h) for fmt, sizes in HOSTILE_SIZES.items() for w, h in sizes],
+)
+def test_absurd_sizes_are_refused_from_the_header(fmt: str, width: int, height: int) -> None:
+    """Every poster format: refused with its own reason, no DecompressionBombWarning printed
+    (warnings are errors here), no traceback; Pillow's own bomb error is mapped too."""
+    import warnings
+
+    payload = _patched(fmt, width, height)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(PosterDecodeError) as info:
+            load_poster(payload, 96)
+    assert info.value.reason in {"absurd size", "decompression bomb"}, info.value
+    if width * height <= Image.MAX_IMAGE_PIXELS:
+        # below Pillow's own limits our caps refuse it, naming the claimed size
+        assert info.value.reason == "absurd size" and f"{width}x{height}" in str(info.value)
+
+
+def test_a_real_five_million_pixel_strip_is_refused(tmp_path: Path) -> None:
+    """The 14.6 KB PNG of 5,000,000 x 1 from issue 17, as a real, complete file."""
+    path = tmp_path / "strip.png"
+    Image.new("RGB", (5_000_000, 1), (30, 60, 90)).save(path)
+    assert path.stat().st_size < 20_000
+    with pytest.raises(PosterDecodeError) as info:
+        load_poster(path)
+    assert info.value.reason == "absurd size" and "5000000x1" in str(info.value)
+
+
+def test_other_pillow_formats_are_not_tried() -> None:
+    """Only the poster formats are decoded: a valid PPM (or EPS, PSD ...) is not an image
+    here, so Pillow's other decoders never see untrusted bytes."""
+    assert Image.open(io.BytesIO(_encode(Image.new("RGB", (8, 8)), "PPM"))).format == "PPM"
+    with pytest.raises(PosterDecodeError) as info:
+        load_poster(_encode(Image.new("RGB", (8, 8)), "PPM"))
+    assert info.value.reason == "not an image"
+
+
+def test_file_size_is_capped_before_reading(tmp_path: Path) -> None:
+    """An 8 GB sparse file (no disk used) is refused from its size; bytes handed over
+    through the API are capped the same way."""
+    import tracemalloc
+
+    from posterlite.preprocess import MAX_FILE_BYTES
+
+    huge = tmp_path / "huge.jpg"
+    with open(huge, "wb") as file:
+        file.truncate(8 * 1024**3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(PosterDecodeError) as info:
+            load_poster(huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert info.value.reason == "too large" and peak < 1_000_000
+    just_over = tmp_path / "just_over.png"
+    with open(just_over, "wb") as file:
+        file.truncate(MAX_FILE_BYTES + 1)
+    with pytest.raises(PosterDecodeError, match="too large"):
+        load_poster(just_over)
+    with pytest.raises(PosterDecodeError) as info:
+        load_poster(b"\x89PNG" + bytes(MAX_FILE_BYTES))
+    assert info.value.reason == "too large"
+
+
+def _refusal_within(seconds: float, path: Path) -> PosterDecodeError:
+    """load_poster(path) in a thread: its error, or a test failure if it is still waiting
+    after `seconds` (then a writer is opened on a FIFO, so the thread can finish)."""
+    import os
+    import threading
+
+    outcome: list[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            load_poster(path)
+        except BaseException as exc:  # noqa: BLE001 (handed to the test thread)
+            outcome.append(exc)
+
+    thread = threading.Thread(target=attempt, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"reading {path} blocked for {seconds} s")
+    assert outcome and isinstance(outcome[0], PosterDecodeError), outcome
+    return outcome[0]
+
+
+def test_special_files_are_refused_without_opening(tmp_path: Path) -> None:
+    """A FIFO (opening it would wait for a writer forever), a socket, a link to a
+    character device and a folder: each refused by its kind, from a stat."""
+    import os
+    import socket
+
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "s.jpg"
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(sock_path))
+    link = tmp_path / "zero.jpg"
+    link.symlink_to("/dev/zero")  # a link is judged by what it points at
+    cases = {fifo: "FIFO", sock_path: "socket", link: "character device", tmp_path: "directory"}
+    try:
+        for path, kind in cases.items():
+            error = _refusal_within(5.0, path)
+            assert error.reason == "not a regular file" and kind in str(error), error
+    finally:
+        server.close()

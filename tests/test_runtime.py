@@ -296,3 +296,68 @@ def test_runtime_only_install(models, posters: Path, tmp_path: Path) -> None:
     assert len(json.loads(done.stdout)["predictions"]) == 4
     info = subprocess.run([cli, "info", str(models["int8"])], capture_output=True, text=True)
     assert info.returncode == 0 and "labels from: metadata" in info.stdout
+
+
+def test_hostile_posters_each_get_one_line_and_the_good_one_its_result(
+    models, tmp_path: Path
+) -> None:
+    """Issue 17 in one run: a 5,000,000 x 1 PNG, an 8 GB sparse file, a FIFO named on the
+    command line, a link to /dev/zero and a symlink loop under a `**` glob, beside one
+    good poster. A real `posterlite predict` process (a hang is a timeout, not a hung
+    suite): one `skipped:` line per bad poster, the good one predicted, exit 0."""
+    from PIL import Image
+
+    good = make_poster(tmp_path / "good.jpg", 7)
+    Image.new("RGB", (5_000_000, 1), (200, 10, 10)).save(tmp_path / "strip.png")
+    with open(tmp_path / "huge.jpg", "wb") as file:
+        file.truncate(8 * 1024**3)  # sparse: no disk used
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    loop = tmp_path / "loop"
+    loop.mkdir()
+    (loop / "up").symlink_to("..")
+    (loop / "up2").symlink_to("../..")
+    named = [good, tmp_path / "strip.png", tmp_path / "huge.jpg", tmp_path / "pipe.jpg"]
+    args = [*map(str, named), str(tmp_path / "zero.jpg"), str(loop / "**" / "*.jpg")]
+    done = subprocess.run(
+        [sys.executable, "-m", "posterlite.cli", "predict", str(models["int8"]), *args, "--json"],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr
+    payload = json.loads(done.stdout)
+    assert [p["path"] for p in payload["predictions"]] == [str(good)]
+    skipped = sorted(line for line in done.stderr.splitlines() if line.startswith("skipped:"))
+    assert skipped == sorted(
+        [
+            f"skipped: {tmp_path / 'strip.png'}: absurd size",
+            f"skipped: {tmp_path / 'huge.jpg'}: too large",
+            f"skipped: {tmp_path / 'pipe.jpg'}: not a regular file",
+            f"skipped: {tmp_path / 'zero.jpg'}: not a regular file",
+            f"skipped: {loop / '**' / '*.jpg'}: missing file",  # the loop holds no poster
+        ]
+    )
+
+
+def test_api_caps_bytes_and_in_memory_images(models) -> None:
+    """The Python API: over-cap bytes and absurdly shaped PIL images / arrays are each one
+    poster's error (checked before a re-encode), the good poster beside them predicted."""
+    from PIL import Image
+
+    from posterlite.preprocess import MAX_FILE_BYTES
+
+    model = PosterModel.load(models["fp32"])
+    good = np.random.default_rng(3).integers(0, 256, (60, 40, 3), dtype=np.uint8)
+    results = model.predict(
+        [
+            b"\xff\xd8" + bytes(MAX_FILE_BYTES),
+            Image.new("L", (100_000, 2)),
+            np.zeros((1, 20_000, 3), np.uint8),
+            good,
+        ]
+    )
+    assert [r.error for r in results] == ["too large", "absurd size", "absurd size", None]
+    assert results[3].ok and set(results[3].confidences()) == set(DEFAULT_GENRES)
