@@ -770,7 +770,7 @@ def _write_data(text: str) -> None:
     """A JSON or CSV document on stdout, byte-exact: not through click.echo, which strips
     what looks like an escape sequence from a file name when stdout is not a terminal."""
     sys.stdout.flush()
-    write_data(click.get_binary_stream("stdout"), text)
+    write_data(sys.stdout.buffer, text)
 
 
 # --- bench ------------------------------------------------------------------------

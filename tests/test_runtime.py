@@ -348,7 +348,7 @@ def _unescaped(cell: str) -> str:
 
 def test_csv_is_formula_safe_and_names_the_exact_files(hostile) -> None:
     done = _cli("predict", str(hostile["model"]), str(hostile["posters"]), "--csv")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
     rows = list(csv.reader(io.StringIO(done.stdout.decode("utf-8", "surrogateescape"))))
     assert all(not cell.startswith(FORMULA_FIRST) for row in rows for cell in row)
     assert [_unescaped(cell) for cell in rows[0][2:]] == list(HOSTILE_LABELS)
@@ -360,7 +360,7 @@ def test_csv_is_formula_safe_and_names_the_exact_files(hostile) -> None:
 
 def test_json_names_the_exact_files_and_labels(hostile) -> None:
     done = _cli("predict", str(hostile["model"]), str(hostile["posters"]), "--json")
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
     assert done.stdout.isascii()  # every file name and label travels as a JSON escape
     payload = json.loads(done.stdout, parse_constant=lambda name: pytest.fail(name))
     assert payload["genres"] == list(HOSTILE_LABELS)
