@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_path, atomic_write_text, sha256_file
+from posterlite.fileio import atomic_path, atomic_write_text, json_text, sha256_file
 
 if TYPE_CHECKING:  # keras is imported lazily: this module is importable without it
     import keras
@@ -745,7 +745,7 @@ def import_tflite_backbone(
         verification=verification,
         posterlite_version=__version__,
     )
-    atomic_write_text(record_path(out), json.dumps(asdict(record), indent=2) + "\n")
+    atomic_write_text(record_path(out), json_text(asdict(record)))
     return record
 
 

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_text
+from posterlite.fileio import atomic_write_text, json_text
 from posterlite.preprocess import NORM_MEAN, NORM_STD
 
 CARD_NAME = "card.json"
@@ -46,7 +46,7 @@ class ModelCard:
     extra: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return json_text(asdict(self), sort_keys=True)
 
 
 def write_card(card: ModelCard, directory: Path) -> Path:

@@ -14,6 +14,7 @@ import click
 
 from posterlite import __version__
 from posterlite.errors import PosterliteError
+from posterlite.safetext import display, write_data
 
 # click >= 8.2 raises this (a UsageError) for a bare group; it carries the help text.
 _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
@@ -24,7 +25,8 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except PosterliteError as exc:
-            click.echo(f"error: {exc}", err=True)
+            # Messages quote file names and labels: escaped, so the error stays one line.
+            click.echo(f"error: {display(str(exc))}", err=True)
             ctx.exit(1)
         except click.UsageError as exc:
             if isinstance(exc, _NO_ARGS_IS_HELP):
@@ -727,7 +729,9 @@ def convert(
 @main.command()
 @click.argument("model", type=click.Path(path_type=Path))
 @click.argument("posters", nargs=-1, required=True)
-@click.option("--threshold", type=float, default=0.5, show_default=True, help="Per-genre cut.")
+@click.option(
+    "--threshold", type=float, default=0.5, show_default=True, help="Per-genre cut, in [0, 1]."
+)
 @click.option("--tuned-thresholds", is_flag=True, help="Use the per-genre thresholds in the model.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document for the batch.")
 @click.option("--csv", "as_csv", is_flag=True, help="One CSV row per poster.")
@@ -754,6 +758,7 @@ def predict(
     Runs on LiteRT alone (no TensorFlow). Undecodable posters are reported on stderr and
     skipped; the exit status is 1 only when no poster could be predicted.
     """
+    from posterlite.metadata import check_threshold
     from posterlite.runtime import (
         PosterModel,
         expand_posters,
@@ -764,9 +769,10 @@ def predict(
 
     if as_json and as_csv:
         raise PosterliteError("choose one of --json and --csv")
+    check_threshold(threshold, "--threshold")  # `nan` parses as a float, and cuts nothing
     paths, missing = expand_posters(posters)
     for argument in missing:
-        click.echo(f"skipped: {argument}: missing file", err=True)
+        click.echo(f"skipped: {display(argument)}: missing file", err=True)
     if not paths:
         raise PosterliteError("no poster files to predict")
     poster_model = PosterModel.load(model, threads=threads)
@@ -775,13 +781,13 @@ def predict(
     for prediction in poster_model.iter_predictions(paths, workers=workers, threshold=cut):
         predictions.append(prediction)
         if not prediction.ok:
-            click.echo(f"skipped: {prediction.path}: {prediction.error}", err=True)
+            click.echo(f"skipped: {display(prediction.path)}: {prediction.error}", err=True)
         elif not (as_json or as_csv):
             click.echo(prediction_text(prediction))
     if as_json:
-        click.echo(predictions_json(poster_model, predictions, poster_model.cut(cut)), nl=False)
+        _write_data(predictions_json(poster_model, predictions, poster_model.cut(cut)))
     elif as_csv:
-        click.echo(predictions_csv(poster_model, predictions), nl=False)
+        _write_data(predictions_csv(poster_model, predictions))
     if not any(p.ok for p in predictions):
         raise PosterliteError(f"none of the {len(predictions)} posters could be predicted")
 
@@ -791,15 +797,21 @@ def predict(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def info(model: Path, as_json: bool) -> None:
     """Show what a .tflite MODEL carries: name, version, genres, thresholds, I/O tensors."""
-    import json
-
+    from posterlite.fileio import json_text
     from posterlite.metadata import info_text, read_metadata
 
     details = read_metadata(model)
     if as_json:
-        click.echo(json.dumps(details.to_dict(), indent=2))
+        _write_data(json_text(details.to_dict()))
     else:
         click.echo(info_text(details), nl=False)
+
+
+def _write_data(text: str) -> None:
+    """A JSON or CSV document on stdout, byte-exact: not through click.echo, which strips
+    what looks like an escape sequence from a file name when stdout is not a terminal."""
+    sys.stdout.flush()
+    write_data(sys.stdout.buffer, text)
 
 
 # --- bench ------------------------------------------------------------------------

@@ -19,7 +19,6 @@ understand Keras 3 models). TensorFlow is imported only inside the functions tha
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -33,7 +32,12 @@ import numpy as np
 
 from posterlite.card import CARD_NAME, MODEL_NAME, ModelCard, read_card
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_bytes, atomic_write_text, check_writable_folder
+from posterlite.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    check_writable_folder,
+    json_text,
+)
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.metadata import (
     MetadataSpec,
@@ -658,6 +662,6 @@ def report_markdown(report: ConversionReport) -> str:
 def write_report(report: ConversionReport, out_dir: Path) -> None:
     atomic_write_text(
         Path(out_dir) / "conversion.json",
-        json.dumps(report.to_dict(), indent=2, default=float) + "\n",
+        json_text(report.to_dict()),
     )
     atomic_write_text(Path(out_dir) / "conversion.md", report_markdown(report))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import math
 import os
 import platform
@@ -106,6 +107,17 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def json_text(value: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+    """`value` as strict JSON text (plus a newline): the one way posterlite writes JSON.
+
+    Non-finite floats become null first (`jsonable`) and `allow_nan=False` refuses any that
+    slip through, so no file or stdout document can hold the bare NaN/Infinity that strict
+    parsers reject. ASCII only (`ensure_ascii`): text from a model or a file travels as
+    escapes, so a JSON document is safe on a terminal and exact in a file.
+    """
+    return json.dumps(jsonable(value), indent=indent, sort_keys=sort_keys, allow_nan=False) + "\n"
 
 
 LIBRARIES = (

@@ -13,26 +13,55 @@ schema order (only fields up to schema 1.1.0 are used; later versions append fie
 slots stay valid). Reading needs only `flatbuffers` + the standard library: `read_metadata`
 runs on the runtime-only install. A JSON sidecar (`<model>.json`) carries the same facts for
 tools that do not parse flatbuffers.
+
+A model file is untrusted data (a downloaded `.tflite`): reading it never allocates by what
+the file claims. The model is memory-mapped, flatbuffer vectors are read up to
+MAX_TABLE_ENTRIES, the metadata buffer up to MAX_METADATA_BYTES, the zip's directory is
+checked before it is parsed (MAX_ASSOCIATED_FILES entries, MAX_ZIP_DIRECTORY_BYTES) and
+each zipped file is read with a bounded read, whatever size its header declares
+(MAX_ASSOCIATED_FILE_BYTES each, MAX_ASSOCIATED_TOTAL_BYTES together); the sidecar is read
+up to MAX_SIDECAR_BYTES. Text files must be UTF-8, JSON strict (no NaN/Infinity, no
+repeated keys, nesting within the parser's recursion limit).
+
+The rules a model's facts obey, on writing (`check_spec`) and reading alike:
+- labels: 1..MAX_LABEL_CHARS characters, one line, no surrounding whitespace, unique. A
+  label file with posterlite's thresholds.json (or a sidecar) is a genre list and is
+  refused when a label repeats; a label file alone comes from another tool (Google's
+  ImageNet file names `crane` twice), so a repeated name gets its output index
+  (`crane [518]`) instead -- either way no two scores share a key.
+- thresholds: a finite number in [0, 1] (not a bool, not a string), exactly one per label.
+  A model whose thresholds break this is refused rather than run with 0.5: silently
+  replacing tuned thresholds would change its predictions without anyone noticing.
+- normalization: finite mean, finite std > 0; the default threshold is a threshold.
+Anything else is a one-line `PosterliteError` naming the file and what is wrong.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import lzma
+import math
+import mmap
+import numbers
 import struct
 import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import flatbuffers
 import numpy as np
 from flatbuffers.table import Table
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_text
+from posterlite.fileio import atomic_write_text, json_text
 from posterlite.genres import default_scheme
+from posterlite.interpreter import check_model_file, first_line, load_interpreter
 from posterlite.preprocess import NORM_MEAN, NORM_STD
+from posterlite.safetext import display
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
@@ -42,6 +71,18 @@ MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
 THRESHOLDS_FILE = "thresholds.json"
 DEFAULT_THRESHOLD = 0.5
+
+# What a model file can make posterlite read. Ours zip two files of a few hundred bytes;
+# Google's 1001 ImageNet labels are 21 KB, its metadata flatbuffer 0.7 KB.
+MAX_ASSOCIATED_FILE_BYTES = 1 << 20  # each zipped file (labels.txt, thresholds.json)
+MAX_ASSOCIATED_TOTAL_BYTES = 4 << 20  # all zipped files together
+MAX_ASSOCIATED_FILES = 16  # entries in the zip
+MAX_ZIP_DIRECTORY_BYTES = 64 << 10  # the zip's central directory
+MAX_METADATA_BYTES = 1 << 20  # the TFLITE_METADATA flatbuffer (ours: ~1.1 KB)
+MAX_SIDECAR_BYTES = 1 << 20  # <model>.json
+MAX_TABLE_ENTRIES = 64  # entries read of a metadata vector (subgraphs, tensors, units, files)
+MAX_MODEL_METADATA_ENTRIES = 1024  # Model.metadata entries searched for TFLITE_METADATA
+MAX_LABEL_CHARS = 256  # one label (ImageNet's longest: 121)
 
 # Enum values of metadata_schema.fbs.
 _FILE_TYPE_UNKNOWN = 0
@@ -309,7 +350,7 @@ def _thresholds_json(spec: MetadataSpec) -> str:
         "input_quantization": asdict(spec.input_quantization),
         "output_quantization": asdict(spec.output_quantization),
     }
-    return json.dumps(payload, indent=2) + "\n"
+    return json_text(payload)
 
 
 def _pack_aligned(model: object) -> bytes:
@@ -355,10 +396,7 @@ def embed_metadata(model_bytes: bytes, spec: MetadataSpec) -> bytes:
     """
     from ai_edge_litert import schema_py_generated as schema
 
-    if len(spec.genres) != len(spec.thresholds):
-        raise PosterliteError(
-            f"metadata: {len(spec.genres)} genres but {len(spec.thresholds)} thresholds"
-        )
+    check_spec(spec)
     if not schema.Model.ModelBufferHasIdentifier(model_bytes, 0):
         raise PosterliteError("metadata: input is not a TFLite flatbuffer")
     model = schema.ModelT.InitFromPackedBuf(bytearray(model_bytes), 0)
@@ -405,6 +443,7 @@ def sidecar_path(model_path: Path) -> Path:
 
 def write_sidecar(model_path: Path, spec: MetadataSpec) -> Path:
     """`<model>.json` beside the model: the same facts as the embedded metadata."""
+    check_spec(spec)
     payload = {
         "name": spec.name,
         "version": spec.version,
@@ -419,8 +458,96 @@ def write_sidecar(model_path: Path, spec: MetadataSpec) -> Path:
         **spec.extra,
     }
     target = sidecar_path(model_path)
-    atomic_write_text(target, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(target, json_text(payload, sort_keys=True))
     return target
+
+
+# ----------------------------------------------------------------------------- rules
+def _shown(value: object, limit: int = 40) -> str:
+    """A short repr of a hostile value for an error message (the CLI escapes the line)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def check_labels(labels: Sequence[str], where: str, unique: bool = True) -> tuple[str, ...]:
+    """`labels` if they obey the label rules (writing and reading alike), else one line.
+
+    A label is text of 1..MAX_LABEL_CHARS characters, one line, no surrounding whitespace
+    (labels.txt is read line by line and stripped, so anything else would not survive a
+    round trip); with `unique` no label repeats (scores are keyed by label).
+    """
+    for index, label in enumerate(labels, 1):
+        if not isinstance(label, str):
+            raise PosterliteError(f"{where}: label {index} is not text ({_shown(label)})")
+        if not label.strip():
+            raise PosterliteError(f"{where}: label {index} is empty")
+        if label != label.strip() or label.splitlines() != [label]:
+            raise PosterliteError(
+                f"{where}: label {index} has surrounding whitespace or a line break "
+                f"({_shown(label)})"
+            )
+        if len(label) > MAX_LABEL_CHARS:
+            raise PosterliteError(
+                f"{where}: label {index} is {len(label)} characters long (at most "
+                f"{MAX_LABEL_CHARS})"
+            )
+    if unique:
+        first: dict[str, int] = {}
+        for index, label in enumerate(labels, 1):
+            if label in first:
+                raise PosterliteError(
+                    f"{where}: label {index} repeats label {first[label]} ({_shown(label)}); "
+                    "labels must be unique"
+                )
+            first[label] = index
+    return tuple(labels)
+
+
+def check_threshold(value: object, where: str) -> float:
+    """A threshold: a finite number in [0, 1] (not a bool, not a string), else one line."""
+    if (
+        isinstance(value, bool | np.bool_)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or not 0.0 <= value <= 1.0
+    ):
+        raise PosterliteError(f"{where} must be a number in [0, 1], not {_shown(value)}")
+    return float(value)
+
+
+def check_thresholds(values: Sequence[object], count: int, where: str) -> tuple[float, ...]:
+    """One valid threshold per label (`count`), else one line."""
+    if isinstance(values, str | bytes) or not isinstance(values, Sequence):
+        raise PosterliteError(f"{where}: thresholds must be a list, not {_shown(values)}")
+    if len(values) != count:
+        raise PosterliteError(f"{where}: {len(values)} thresholds for {count} labels")
+    return tuple(
+        check_threshold(value, f"{where}: threshold {index}")
+        for index, value in enumerate(values, 1)
+    )
+
+
+def check_normalization(mean: object, std: object, where: str) -> tuple[float, float]:
+    """(mean, std) of the input normalization: finite numbers, std > 0, else one line."""
+    for label, value in (("mean", mean), ("std", std)):
+        if (
+            isinstance(value, bool | np.bool_)
+            or not isinstance(value, numbers.Real)
+            or not math.isfinite(value)
+        ):
+            raise PosterliteError(f"{where}: normalization {label} {_shown(value)} is not finite")
+    if not std > 0:  # type: ignore[operator]
+        raise PosterliteError(f"{where}: normalization std must be > 0, not {std!r}")
+    return float(mean), float(std)  # type: ignore[arg-type]
+
+
+def check_spec(spec: MetadataSpec) -> MetadataSpec:
+    """`spec` if `read_metadata` would accept what it writes, else one line."""
+    check_labels(spec.genres, "metadata")
+    check_thresholds(spec.thresholds, len(spec.genres), "metadata")
+    check_threshold(spec.default_threshold, "metadata: default threshold")
+    check_normalization(spec.norm_mean, spec.norm_std, "metadata")
+    return spec
 
 
 # ----------------------------------------------------------------------------- reading
@@ -436,56 +563,82 @@ def _string_at(table: Table, slot: int) -> str:
     return _decode(table.String(table.Pos + offset)) if offset else ""
 
 
+def _string_is(table: Table, slot: int, expected: bytes) -> bool:
+    """Whether a string field equals `expected`, without copying a string of any length."""
+    offset = table.Offset(4 + 2 * slot)
+    if not offset:
+        return False
+    start = table.Indirect(table.Pos + offset)
+    length = table.Get(flatbuffers.number_types.Uint32Flags, start)
+    if length != len(expected):
+        return False
+    return bytes(table.Bytes[start + 4 : start + 4 + length]) == expected
+
+
 def _scalar_at(table: Table, slot: int, kind: type, default: int | float) -> int | float:
     offset = table.Offset(4 + 2 * slot)
     return table.Get(kind, table.Pos + offset) if offset else default
 
 
+def _vector_len(table: Table, slot: int) -> int:
+    offset = table.Offset(4 + 2 * slot)
+    return table.VectorLen(offset) if offset else 0
+
+
+def _table_in_vector(buf: bytes, table: Table, slot: int, index: int) -> Table:
+    offset = table.Offset(4 + 2 * slot)
+    return Table(buf, table.Indirect(table.Vector(offset) + 4 * index))
+
+
 def _tables_at(buf: bytes, table: Table, slot: int) -> list[Table]:
-    offset = table.Offset(4 + 2 * slot)
-    if not offset:
-        return []
-    start = table.Vector(offset)
-    return [
-        Table(buf, table.Indirect(start + 4 * index)) for index in range(table.VectorLen(offset))
-    ]
+    """The first MAX_TABLE_ENTRIES tables of a vector (a length field is not a promise)."""
+    count = min(_vector_len(table, slot), MAX_TABLE_ENTRIES)
+    return [_table_in_vector(buf, table, slot, index) for index in range(count)]
 
 
-def _floats_at(table: Table, slot: int) -> list[float]:
+def _first_float(table: Table, slot: int) -> float | None:
     offset = table.Offset(4 + 2 * slot)
-    if not offset:
-        return []
-    start = table.Vector(offset)
-    return [
-        float(table.Get(flatbuffers.number_types.Float32Flags, start + 4 * index))
-        for index in range(table.VectorLen(offset))
-    ]
+    if not offset or not table.VectorLen(offset):
+        return None
+    return float(table.Get(flatbuffers.number_types.Float32Flags, table.Vector(offset)))
 
 
 def _root(buf: bytes) -> Table:
     return Table(buf, flatbuffers.encode.Get(flatbuffers.packer.uoffset, buf, 0))
 
 
-def metadata_buffer(model_bytes: bytes) -> bytes | None:
-    """The raw TFLITE_METADATA flatbuffer of a model, or None when it has none."""
+def metadata_buffer(model_bytes: bytes | mmap.mmap) -> bytes | None:
+    """The raw TFLITE_METADATA flatbuffer of a model, or None when it has none.
+
+    Reads only what it needs from `model_bytes` (bytes or a read-only mmap of the file):
+    the metadata entries' names are compared in place, the buffer copied only when it is
+    within MAX_METADATA_BYTES.
+    """
     if len(model_bytes) < 8 or model_bytes[4:8] != TFLITE_IDENTIFIER:
         raise PosterliteError("not a TFLite model (no TFL3 identifier)")
     model = _root(model_bytes)
-    buffers = _tables_at(model_bytes, model, 4)  # Model.buffers
-    for entry in _tables_at(model_bytes, model, 6):  # Model.metadata
-        if _string_at(entry, 0) != METADATA_NAME:
+    entries = _vector_len(model, 6)  # Model.metadata
+    for position in range(min(entries, MAX_MODEL_METADATA_ENTRIES)):
+        entry = _table_in_vector(model_bytes, model, 6, position)
+        if not _string_is(entry, 0, METADATA_NAME.encode()):
             continue
         index = int(_scalar_at(entry, 1, flatbuffers.number_types.Uint32Flags, 0))
-        if index >= len(buffers):
+        if index >= _vector_len(model, 4):  # Model.buffers
             return None
-        buffer = buffers[index]
+        buffer = _table_in_vector(model_bytes, model, 4, index)
         data_slot = buffer.Offset(4)  # Buffer.data
         if data_slot:
-            start = buffer.Vector(data_slot)
-            return bytes(model_bytes[start : start + buffer.VectorLen(data_slot)])
-        offset = int(_scalar_at(buffer, 1, flatbuffers.number_types.Uint64Flags, 0))
-        size = int(_scalar_at(buffer, 2, flatbuffers.number_types.Uint64Flags, 0))
-        return bytes(model_bytes[offset : offset + size]) if offset > 1 else None
+            start, size = buffer.Vector(data_slot), buffer.VectorLen(data_slot)
+        else:
+            start = int(_scalar_at(buffer, 1, flatbuffers.number_types.Uint64Flags, 0))
+            size = int(_scalar_at(buffer, 2, flatbuffers.number_types.Uint64Flags, 0))
+            if start <= 1:
+                return None
+        if size > MAX_METADATA_BYTES:
+            raise PosterliteError(
+                f"TFLITE_METADATA is {size} bytes, more than the {MAX_METADATA_BYTES} read"
+            )
+        return bytes(model_bytes[start : start + size])
     return None
 
 
@@ -522,9 +675,7 @@ def parse_metadata_buffer(buf: bytes) -> EmbeddedMetadata:
                 kind = _scalar_at(unit, 0, flatbuffers.number_types.Uint8Flags, 0)
                 options = _table_at(buf, unit, 1)
                 if kind == _UNIT_NORMALIZATION and options is not None:
-                    means, stds = _floats_at(options, 0), _floats_at(options, 1)
-                    norm_mean = means[0] if means else None
-                    norm_std = stds[0] if stds else None
+                    norm_mean, norm_std = _first_float(options, 0), _first_float(options, 1)
             content = _table_at(buf, inputs[0], 3)
             if content is not None:
                 kind = _scalar_at(content, 0, flatbuffers.number_types.Uint8Flags, 0)
@@ -566,18 +717,107 @@ def parse_metadata_buffer(buf: bytes) -> EmbeddedMetadata:
     )
 
 
-def associated_files(model_bytes: bytes) -> dict[str, bytes]:
-    """Files zipped onto the end of the model (empty when there are none)."""
-    try:
-        with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
-            return {name: archive.read(name) for name in archive.namelist()}
-    except (zipfile.BadZipFile, OSError, ValueError):
+# The end-of-central-directory record of a zip, and the zip64 locator that may precede it.
+_EOCD_SIGNATURE = b"PK\x05\x06"
+_EOCD_BYTES = 22
+_ZIP64_LOCATOR_SIGNATURE = b"PK\x06\x07"
+_ZIP64_LOCATOR_BYTES = 20
+_MAX_ZIP_COMMENT = 0xFFFF
+# What zipfile and its decompressors raise on a damaged, encrypted or exotic entry.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    NotImplementedError,
+    RuntimeError,
+    EOFError,
+    OSError,
+    ValueError,
+    struct.error,
+    zlib.error,
+    lzma.LZMAError,
+)
+
+
+def _zip_directory_checked(stream: BinaryIO) -> bool:
+    """Whether `stream` ends in a zip; one line if its directory is beyond the limits.
+
+    Looks for the end record the way `zipfile` does (at the very end, else the last one in
+    the 64 KiB a comment may take) and checks its entry count and directory size before
+    `zipfile` parses the directory, so a file cannot make it build millions of entries.
+    """
+    stream.seek(0, io.SEEK_END)
+    size = stream.tell()
+    start = max(0, size - _EOCD_BYTES - _MAX_ZIP_COMMENT - _ZIP64_LOCATOR_BYTES)
+    stream.seek(start)
+    tail = stream.read(size - start)
+    at = len(tail) - _EOCD_BYTES
+    if at < 0 or tail[at : at + 4] != _EOCD_SIGNATURE or tail[-2:] != b"\0\0":
+        at = tail.rfind(_EOCD_SIGNATURE)
+        if at < 0 or len(tail) - at < _EOCD_BYTES:
+            return False
+    entries, directory_bytes = struct.unpack_from("<HI", tail, at + 10)
+    if at >= _ZIP64_LOCATOR_BYTES and tail[at - 20 : at - 16] == _ZIP64_LOCATOR_SIGNATURE:
+        raise PosterliteError("associated files: zip64 archive (not written by any TFLite tool)")
+    if entries > MAX_ASSOCIATED_FILES:
+        raise PosterliteError(
+            f"associated files: {entries} zip entries (at most {MAX_ASSOCIATED_FILES})"
+        )
+    if directory_bytes > MAX_ZIP_DIRECTORY_BYTES:
+        raise PosterliteError(
+            f"associated files: zip directory of {directory_bytes} bytes "
+            f"(at most {MAX_ZIP_DIRECTORY_BYTES})"
+        )
+    return True
+
+
+def _zip_entries(stream: BinaryIO) -> dict[str, bytes]:
+    """The files zipped onto the end of a model, each read with a bounded read.
+
+    No entry is trusted to be the size its header declares: at most one byte more than
+    the room left (MAX_ASSOCIATED_FILE_BYTES each, MAX_ASSOCIATED_TOTAL_BYTES together) is
+    ever decompressed, so a small file that inflates to gigabytes costs kilobytes.
+    """
+    if not _zip_directory_checked(stream):
         return {}
+    files: dict[str, bytes] = {}
+    total = 0
+    try:
+        with zipfile.ZipFile(stream) as archive:
+            entries = archive.infolist()
+            if len(entries) > MAX_ASSOCIATED_FILES:
+                raise PosterliteError(
+                    f"associated files: {len(entries)} zip entries (at most {MAX_ASSOCIATED_FILES})"
+                )
+            for entry in entries:
+                name = entry.filename
+                if name in files:
+                    raise PosterliteError(f"associated files: {_shown(name)} is zipped twice")
+                room = min(MAX_ASSOCIATED_FILE_BYTES, MAX_ASSOCIATED_TOTAL_BYTES - total)
+                with archive.open(entry) as member:
+                    data = member.read(room + 1)
+                if len(data) > room:
+                    limit = (
+                        f"{MAX_ASSOCIATED_FILE_BYTES} bytes"
+                        if room == MAX_ASSOCIATED_FILE_BYTES
+                        else f"{MAX_ASSOCIATED_TOTAL_BYTES} bytes for all files together"
+                    )
+                    raise PosterliteError(
+                        f"associated file {_shown(name)} is larger than the limit ({limit})"
+                    )
+                total += len(data)
+                files[name] = data
+    except _ZIP_ERRORS as exc:
+        raise PosterliteError(
+            f"associated files: unreadable zip ({type(exc).__name__}: {first_line(exc)})"
+        ) from exc
+    return files
+
+
+def associated_files(model_bytes: bytes) -> dict[str, bytes]:
+    """Files zipped onto the end of the model (empty when there are none), size-capped."""
+    return _zip_entries(io.BytesIO(model_bytes))
 
 
 def _tensor_infos(path: Path) -> tuple[TensorInfo | None, TensorInfo | None]:
-    from posterlite.interpreter import load_interpreter
-
     interpreter = load_interpreter(path)
 
     def info(detail: dict) -> TensorInfo:
@@ -593,19 +833,191 @@ def _tensor_infos(path: Path) -> tuple[TensorInfo | None, TensorInfo | None]:
     return (info(inputs[0]) if inputs else None, info(outputs[0]) if outputs else None)
 
 
-def _read_sidecar(path: Path) -> dict | None:
+def _utf8(data: bytes, where: str) -> str:
+    """UTF-8 text (a leading BOM allowed), else one line naming the first bad byte."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise PosterliteError(
+            f"{where}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"
+        ) from exc
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise ValueError(f"key {_shown(key)} appears twice")
+        result[key] = value
+    return result
+
+
+def strict_json(data: bytes, where: str) -> object:
+    """Strict JSON from a file's bytes: UTF-8, no NaN/Infinity, no repeated keys, not nested
+    beyond what the parser's recursion allows; anything else is one line."""
+    text = _utf8(data, where)
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except RecursionError as exc:
+        raise PosterliteError(f"{where}: JSON nested too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError, refused constants, too many digits
+        raise PosterliteError(f"{where}: not valid JSON ({first_line(exc)})") from exc
+
+
+def _label_lines(data: bytes, where: str) -> list[str]:
+    """The labels of a label file: one per line, stripped; blank lines only at the end."""
+    lines = [line.strip() for line in _utf8(data, where).split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    if not lines:
+        raise PosterliteError(f"{where}: no labels")
+    return lines
+
+
+def _numbered_repeats(labels: tuple[str, ...], where: str) -> tuple[str, ...]:
+    """Repeated names made unique by their output index: `crane`, ..., `crane [518]`."""
+    seen: set[str] = set()
+    named = []
+    for index, label in enumerate(labels):
+        named.append(f"{label} [{index}]" if label in seen else label)
+        seen.add(label)
+    if len(set(named)) != len(named):  # a file naming both `crane` twice and `crane [1]`
+        check_labels(named, where)
+    return tuple(named)
+
+
+@dataclass(frozen=True)
+class _Labelling:
+    """What one source (embedded files or the sidecar) says about the outputs."""
+
+    genres: tuple[str, ...]
+    thresholds: tuple[float, ...] | None  # None: the source tunes none (default everywhere)
+
+
+def _embedded_labelling(packed: dict[str, bytes], label_file: str, where: str) -> _Labelling | None:
+    """Labels (+ tuned thresholds) from the zipped files, None when there is no label file.
+
+    With posterlite's thresholds.json beside it the label file is a genre list: its labels
+    must obey `check_labels` and the thresholds must be one valid value per label. A label
+    file alone comes from another tool (Google's ImageNet file names `crane` twice): its
+    repeated names get their output index so no score hides another.
+    """
+    if label_file not in packed:
+        return None
+    labels = _label_lines(packed[label_file], f"{where}: {label_file}")
+    if THRESHOLDS_FILE not in packed:
+        labels = check_labels(labels, f"{where}: {label_file}", unique=False)
+        return _Labelling(_numbered_repeats(labels, f"{where}: {label_file}"), None)
+    genres = check_labels(labels, f"{where}: {label_file}")
+    tuned = strict_json(packed[THRESHOLDS_FILE], f"{where}: {THRESHOLDS_FILE}")
+    if not isinstance(tuned, dict) or "thresholds" not in tuned:
+        raise PosterliteError(f'{where}: {THRESHOLDS_FILE} holds no "thresholds" list')
+    if "genres" in tuned and tuned["genres"] != list(genres):
+        raise PosterliteError(f"{where}: {THRESHOLDS_FILE} names other genres than {label_file}")
+    thresholds = check_thresholds(tuned["thresholds"], len(genres), f"{where}: {THRESHOLDS_FILE}")
+    return _Labelling(genres, thresholds)
+
+
+def _read_capped(path: Path, limit: int) -> bytes:
+    """At most `limit` bytes of a file; one line when it holds more or cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise PosterliteError(f"{path}: cannot read ({first_line(exc)})") from exc
+    if len(data) > limit:
+        raise PosterliteError(f"{path}: larger than {limit} bytes")
+    return data
+
+
+def _sidecar_text(value: object, where: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise PosterliteError(f"{where} must be text, not {_shown(value)}")
+    return str(value)
+
+
+@dataclass(frozen=True)
+class _Sidecar:
+    labelling: _Labelling
+    name: str | None
+    version: str | None
+    description: str | None
+    norm: tuple[float, float] | None
+    default_threshold: float | None
+
+
+def _read_sidecar(path: Path) -> _Sidecar | None:
+    """`<model>.json`, when it holds a genre list; None when absent or not a sidecar.
+
+    Read like the embedded files (capped, strict JSON, the same label and threshold
+    rules): a sidecar that is there but broken is one line, not a silent fallback.
+    """
     target = sidecar_path(path)
     if not target.is_file():
         return None
-    try:
-        data = json.loads(target.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    data = strict_json(_read_capped(target, MAX_SIDECAR_BYTES), str(target))
+    if not isinstance(data, dict) or not data.get("genres"):
         return None
-    return data if isinstance(data, dict) else None
+    where = str(target)
+    raw_genres = data["genres"]
+    if not isinstance(raw_genres, list):
+        raise PosterliteError(f'{where}: "genres" must be a list, not {_shown(raw_genres)}')
+    genres = check_labels(raw_genres, where)
+    thresholds = None
+    if data.get("thresholds") is not None:
+        thresholds = check_thresholds(data["thresholds"], len(genres), where)
+    norm = data.get("normalization")
+    if norm is not None:
+        if not isinstance(norm, dict):
+            raise PosterliteError(f'{where}: "normalization" must be an object')
+        norm = check_normalization(norm.get("mean", NORM_MEAN), norm.get("std", NORM_STD), where)
+    default = data.get("default_threshold")
+    texts = {
+        key: _sidecar_text(data[key], f"{where}: {key}") if data.get(key) else None
+        for key in ("name", "version", "description")
+    }
+    return _Sidecar(
+        labelling=_Labelling(genres, thresholds),
+        norm=norm,
+        default_threshold=None
+        if default is None
+        else check_threshold(default, f"{where}: default threshold"),
+        **texts,
+    )
 
 
 # What the pure-Python flatbuffer reader raises on offsets past the end of the buffer.
 _FLATBUFFER_ERRORS = (struct.error, IndexError, ValueError, OverflowError, UnicodeDecodeError)
+
+
+def _embedded_metadata(path: Path) -> tuple[EmbeddedMetadata | None, int]:
+    """The parsed TFLITE_METADATA of a model file (None: none) and the file's size.
+
+    The file is mapped, not read: only the pages the flatbuffer walk touches are loaded,
+    whatever the file's size.
+    """
+    try:
+        with path.open("rb") as handle:
+            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    except (OSError, ValueError) as exc:  # ValueError: an empty file
+        raise PosterliteError(f"{path}: cannot read ({first_line(exc)})") from exc
+    with mapped:
+        try:
+            raw = metadata_buffer(mapped)
+            return (parse_metadata_buffer(raw) if raw is not None else None), len(mapped)
+        except _FLATBUFFER_ERRORS as exc:
+            raise _corrupt(path, exc) from exc
+
+
+def _corrupt(path: Path, exc: BaseException) -> PosterliteError:
+    # Offsets past the end of the file: truncated, or not written by a TFLite writer.
+    return PosterliteError(
+        f"{path}: not a usable TFLite model (corrupt or truncated flatbuffer: {type(exc).__name__})"
+    )
 
 
 def read_metadata(path: Path, with_tensors: bool = True, n_outputs: int | None = None) -> ModelInfo:
@@ -614,72 +1026,64 @@ def read_metadata(path: Path, with_tensors: bool = True, n_outputs: int | None =
     Source order: the embedded TFLite Metadata, then the JSON sidecar, then the default
     genre scheme with threshold 0.5 everywhere. Runtime-only (no TensorFlow). The labels
     are checked against the model's output count: read from the tensors (`with_tensors`)
-    or given by a caller that already holds an interpreter (`n_outputs`).
+    or given by a caller that already holds an interpreter (`n_outputs`). Everything read
+    obeys the limits and rules of the module docstring; a file that breaks one is refused
+    with a one-line `PosterliteError`.
     """
-    from posterlite.interpreter import check_model_file
-
     path = check_model_file(Path(path))
     # The interpreter verifies the whole flatbuffer: a truncated file stops here, in one line.
     input_info, output_info = _tensor_infos(path) if with_tensors else (None, None)
-    data = path.read_bytes()
-    try:
-        raw = metadata_buffer(data)
-        embedded = parse_metadata_buffer(raw) if raw is not None else None
-    except _FLATBUFFER_ERRORS as exc:
-        # Offsets past the end of the file: truncated, or not written by a TFLite writer.
-        raise PosterliteError(
-            f"{path}: not a usable TFLite model (corrupt or truncated flatbuffer: "
-            f"{type(exc).__name__})"
-        ) from exc
+    embedded, size = _embedded_metadata(path)
     if n_outputs is None and output_info and output_info.shape:
         n_outputs = output_info.shape[-1]
 
     name, version, description, parser = path.stem, "", "", ""
     mean, std, default_threshold = NORM_MEAN, NORM_STD, DEFAULT_THRESHOLD
-    genres: tuple[str, ...] = ()
-    thresholds: tuple[float, ...] = ()
+    labelling: _Labelling | None = None
     files: tuple[str, ...] = ()
     source = "default"
     if embedded is not None:
-        packed = associated_files(data)
+        with path.open("rb") as handle:
+            try:
+                packed = _zip_entries(handle)
+            except PosterliteError as exc:
+                raise PosterliteError(f"{path}: {exc}") from exc
         files = tuple(packed)
         name, version, description = embedded.name or name, embedded.version, embedded.description
         parser = embedded.min_parser_version
-        mean = embedded.norm_mean if embedded.norm_mean is not None else mean
-        std = embedded.norm_std if embedded.norm_std is not None else std
+        if embedded.norm_mean is not None or embedded.norm_std is not None:
+            mean, std = check_normalization(
+                mean if embedded.norm_mean is None else embedded.norm_mean,
+                std if embedded.norm_std is None else embedded.norm_std,
+                f"{path}: metadata",
+            )
         if embedded.default_threshold is not None:
-            default_threshold = embedded.default_threshold
+            default_threshold = check_threshold(
+                embedded.default_threshold, f"{path}: metadata: default threshold"
+            )
         # Any model's labels file works (Google's ship `imagenet_labels.txt`), ours is
         # labels.txt.
-        label_file = embedded.label_file or LABELS_FILE
-        if label_file in packed:
-            text = packed[label_file].decode("utf-8")
-            genres = tuple(line.strip() for line in text.splitlines() if line.strip())
+        labelling = _embedded_labelling(packed, embedded.label_file or LABELS_FILE, str(path))
+        if labelling is not None:
             source = "metadata"
-        if THRESHOLDS_FILE in packed:
-            try:
-                tuned = json.loads(packed[THRESHOLDS_FILE].decode("utf-8"))
-                thresholds = tuple(float(t) for t in tuned.get("thresholds", ()))
-            except (ValueError, AttributeError, TypeError):
-                thresholds = ()
-    if not genres:
+    if labelling is None:
         sidecar = _read_sidecar(path)
-        if sidecar and sidecar.get("genres"):
-            genres = tuple(str(g) for g in sidecar["genres"])
-            thresholds = tuple(float(t) for t in sidecar.get("thresholds", ()))
-            name = str(sidecar.get("name") or name)
-            version = str(sidecar.get("version") or version)
-            description = str(sidecar.get("description") or description)
-            norm = sidecar.get("normalization") or {}
-            mean, std = float(norm.get("mean", mean)), float(norm.get("std", std))
-            default_threshold = float(sidecar.get("default_threshold", default_threshold))
-            source = "sidecar"
+        if sidecar is not None:
+            labelling, source = sidecar.labelling, "sidecar"
+            name = sidecar.name or name
+            version = sidecar.version or version
+            description = sidecar.description or description
+            mean, std = sidecar.norm or (mean, std)
+            if sidecar.default_threshold is not None:
+                default_threshold = sidecar.default_threshold
+    genres = labelling.genres if labelling is not None else ()
     if genres and n_outputs is not None and len(genres) != n_outputs:
         # Renaming the outputs would hand an app scores under the wrong genre names.
         raise PosterliteError(
             f"{path}: the model has {n_outputs} outputs but its {source} names "
             f"{len(genres)} labels ({', '.join(genres[:8])}{', ...' if len(genres) > 8 else ''})"
         )
+    thresholds = labelling.thresholds if labelling is not None else None
     if not genres:
         scheme = default_scheme()
         if n_outputs is None or scheme.size == n_outputs:
@@ -687,17 +1091,15 @@ def read_metadata(path: Path, with_tensors: bool = True, n_outputs: int | None =
         else:
             # Not a genre model (e.g. an ImageNet classifier): index names keep it usable.
             genres = tuple(f"class_{index}" for index in range(n_outputs))
-        thresholds, source = (), "default"
-    if len(thresholds) != len(genres):
-        thresholds = tuple(default_threshold for _ in genres)
+        thresholds, source = None, "default"
     return ModelInfo(
         path=path,
-        size_bytes=len(data),
+        size_bytes=size,
         name=name,
         version=version,
         description=description,
         genres=genres,
-        thresholds=thresholds,
+        thresholds=thresholds or tuple(default_threshold for _ in genres),
         default_threshold=default_threshold,
         norm_mean=mean,
         norm_std=std,
@@ -710,7 +1112,7 @@ def read_metadata(path: Path, with_tensors: bool = True, n_outputs: int | None =
 
 
 def info_text(info: ModelInfo) -> str:
-    """Human-readable `posterlite info` output."""
+    """Human-readable `posterlite info` output; every line `display`-escaped."""
 
     def tensor(label: str, t: TensorInfo | None) -> str:
         if t is None:
@@ -722,7 +1124,8 @@ def info_text(info: ModelInfo) -> str:
         )
         return f"{label}: {t.name} {list(t.shape)} {t.dtype}{quant}"
 
-    width = max(len(g) for g in info.genres) if info.genres else 0
+    genres = [display(g) for g in info.genres]
+    width = max((len(g) for g in genres), default=0)
     lines = [
         f"model: {info.path} ({info.size_bytes / 1e6:.3f} MB)",
         f"name: {info.name}  version: {info.version or '-'}",
@@ -733,6 +1136,6 @@ def info_text(info: ModelInfo) -> str:
         tensor("output", info.output),
         f"default threshold: {info.default_threshold:g}",
         "genres (tuned threshold):",
-        *(f"  {g:<{width}}  {t:.3f}" for g, t in zip(info.genres, info.thresholds, strict=True)),
+        *(f"  {g:<{width}}  {t:.3f}" for g, t in zip(genres, info.thresholds, strict=True)),
     ]
-    return "\n".join(lines) + "\n"
+    return "".join(display(line) + "\n" for line in lines)

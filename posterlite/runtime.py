@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from posterlite.errors import PosterliteError
+from posterlite.fileio import json_text
 from posterlite.interpreter import interpreter_class, load_interpreter
 from posterlite.metadata import read_metadata
 from posterlite.posterfiles import IMAGE_SUFFIXES, expand_posters  # noqa: F401 (predict's names)
@@ -40,6 +41,7 @@ from posterlite.preprocess import (
     load_poster,
     pixels_to_input,
 )
+from posterlite.safetext import csv_text, display
 
 DEFAULT_THRESHOLD = 0.5
 # Kept for callers of the names this module used to define (`convert` uses the class).
@@ -473,19 +475,23 @@ def _encoded(image: Any) -> bytes:
 
 # ----------------------------------------------------------------------------- CLI help
 def prediction_text(prediction: Prediction) -> str:
-    """The paper's per-poster block: predicted classes, then one confidence line per genre."""
-    width = max((len(g) for g in prediction.genres), default=0)
+    """The paper's per-poster block: predicted classes, then one confidence line per genre.
+
+    For the terminal: every line is `display`-escaped (file names and labels are data).
+    """
+    genres = [display(g) for g in prediction.genres]
+    width = max((len(g) for g in genres), default=0)
+    scores = () if prediction.probabilities is None else prediction.probabilities
     lines = [
         f"{prediction.path}",
         f"Predicted classes: {list(prediction.predicted)}",
-        *(f"  {g:<{width}}  {p:.4f}" for g, p in prediction.confidences().items()),
+        *(f"  {g:<{width}}  {p:.4f}" for g, p in zip(genres, scores, strict=False)),
     ]
-    return "\n".join(lines) + "\n"
+    return "".join(display(line) + "\n" for line in lines)
 
 
 def predictions_json(model: PosterModel, predictions: Sequence[Prediction], cut: np.ndarray) -> str:
-    import json
-
+    """The batch as one strict JSON document (non-finite scores are null)."""
     payload = {
         "model": str(model.path),
         "name": model.name,
@@ -499,17 +505,13 @@ def predictions_json(model: PosterModel, predictions: Sequence[Prediction], cut:
         ],
         "skipped": [{"path": p.path, "reason": p.error} for p in predictions if not p.ok],
     }
-    return json.dumps(payload, indent=2) + "\n"
+    return json_text(payload)
 
 
 def predictions_csv(model: PosterModel, predictions: Sequence[Prediction]) -> str:
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["path", "predicted", *model.genres])
+    """One row per predicted poster; formula-safe cells (`safetext.csv_text`)."""
+    rows: list[list[str]] = [["path", "predicted", *model.genres]]
     for p in predictions:
         if p.ok and p.probabilities is not None:
-            writer.writerow([p.path, "|".join(p.predicted), *(f"{v:.6f}" for v in p.probabilities)])
-    return buffer.getvalue()
+            rows.append([p.path, "|".join(p.predicted), *(f"{v:.6f}" for v in p.probabilities)])
+    return csv_text(rows)

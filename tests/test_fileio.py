@@ -1,8 +1,15 @@
-"""posterlite.fileio: folders replaced whole."""
+"""posterlite.fileio: folders replaced whole, strict JSON."""
 
 from __future__ import annotations
 
-from posterlite.fileio import replace_dir
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from posterlite.card import ModelCard
+from posterlite.fileio import json_text, replace_dir
 
 
 def test_replace_dir_swaps_a_folder_whole(tmp_path):
@@ -41,3 +48,33 @@ def test_check_writable_folder_probes_for_real(tmp_path):
     for folder in refused:
         with pytest.raises(PosterliteError, match=f"cannot write to output folder {folder}"):
             check_writable_folder(folder)
+
+
+def _strict_loads(text: str) -> object:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"bare {name} written")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_json_text_is_strict_ascii_json() -> None:
+    value = {
+        "scores": [math.nan, math.inf, -math.inf, np.float32(0.25), np.float64("nan")],
+        "path": Path("/tmp/\x1b]0;x\x07 caf\u00e9.jpg"),
+        "shape": (1, 2),
+    }
+    text = json_text(value)
+    assert text.endswith("}\n") and text.isascii()
+    assert _strict_loads(text) == {
+        "scores": [None, None, None, 0.25, None],
+        "path": "/tmp/\x1b]0;x\x07 caf\u00e9.jpg",
+        "shape": [1, 2],
+    }
+
+
+def test_card_json_is_strict_even_with_an_undefined_map() -> None:
+    card = ModelCard(
+        name="x", arch="cnn", genres=["A"], input_size=32, thresholds=[0.5],
+        validation={"mAP": math.nan},
+    )  # fmt: skip
+    assert _strict_loads(card.to_json())["validation"] == {"mAP": None}

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -361,3 +362,118 @@ def test_api_caps_bytes_and_in_memory_images(models) -> None:
     )
     assert [r.error for r in results] == ["too large", "absurd size", "absurd size", None]
     assert results[3].ok and set(results[3].confidences()) == set(DEFAULT_GENRES)
+
+
+# --- hostile file names and labels: data in CSV/JSON, escapes on the terminal ---------------
+HOSTILE_NAMES = [
+    '=HYPERLINK("http://127.0.0.1","x").jpg',
+    "+1+1.jpg",
+    "-2+3+cmd.jpg",
+    "@SUM(A1).jpg",
+    "\tTab.jpg",
+    "\rret.jpg",
+    "\x1b]0;pwned\x07.jpg",
+    "\x1b[31mred.jpg",
+    "new\nline.jpg",
+    "\u202egpj.exe.jpg",
+    os.fsdecode(b"caf\xe9-not-utf8.jpg"),
+    "plain.jpg",
+]
+HOSTILE_LABELS = ("=1+1", "+SUM(1)", "-x", "@cmd", "\x1b]0;t\x07", "\u202eok")
+FORMULA_FIRST = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+UNSAFE_CHARS = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069\ud800-\udfff]"
+
+
+@pytest.fixture
+def hostile(models, tmp_path: Path) -> dict[str, Path]:
+    from posterlite.metadata import MetadataSpec, embed_metadata
+
+    folder = tmp_path / "posters"
+    for index, name in enumerate(HOSTILE_NAMES):
+        make_poster(folder / name, index)
+    spec = MetadataSpec(
+        name="hostile", version="1", genres=HOSTILE_LABELS, thresholds=(0.5,) * 6, input_size=SIZE
+    )
+    model = tmp_path / "hostile.tflite"
+    model.write_bytes(embed_metadata(models["int8"].read_bytes(), spec))
+    return {"posters": folder, "model": model}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """The real CLI, stdout a pipe (where click.echo would strip escape sequences)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run(
+        [sys.executable, "-m", "posterlite.cli", *args], capture_output=True, env=env, timeout=120
+    )
+
+
+def _unescaped(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_FIRST) else cell
+
+
+def test_csv_is_formula_safe_and_names_the_exact_files(hostile) -> None:
+    done = _cli("predict", str(hostile["model"]), str(hostile["posters"]), "--csv")
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    rows = list(csv.reader(io.StringIO(done.stdout.decode("utf-8", "surrogateescape"))))
+    assert all(not cell.startswith(FORMULA_FIRST) for row in rows for cell in row)
+    assert [_unescaped(cell) for cell in rows[0][2:]] == list(HOSTILE_LABELS)
+    assert rows[0][2] == "'=1+1"  # the usual defusing: a leading apostrophe
+    paths = sorted(_unescaped(row[0]) for row in rows[1:])
+    assert paths == sorted(str(hostile["posters"] / name) for name in HOSTILE_NAMES)
+    assert all(os.path.isfile(os.fsencode(path)) for path in paths)  # byte-exact names
+
+
+def test_json_names_the_exact_files_and_labels(hostile) -> None:
+    done = _cli("predict", str(hostile["model"]), str(hostile["posters"]), "--json")
+    assert done.returncode == 0 and done.stderr == b"", done.stderr
+    assert done.stdout.isascii()  # every file name and label travels as a JSON escape
+    payload = json.loads(done.stdout, parse_constant=lambda name: pytest.fail(name))
+    assert payload["genres"] == list(HOSTILE_LABELS)
+    paths = sorted(p["path"] for p in payload["predictions"])
+    assert paths == sorted(str(hostile["posters"] / name) for name in HOSTILE_NAMES)
+
+
+def test_text_output_shows_escapes_never_control_characters(hostile, tmp_path: Path) -> None:
+    (hostile["posters"] / "\x1b]0;broken\x07.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    missing = str(tmp_path / "\x1b[2Jmissing.jpg")
+    done = _cli("predict", str(hostile["model"]), str(hostile["posters"]), missing)
+    assert done.returncode == 0, done.stderr
+    stdout = done.stdout.decode("utf-8")  # UTF-8 throughout: the bad byte is an escape
+    stderr = done.stderr.decode("utf-8")
+    for line in stdout.splitlines() + stderr.splitlines():
+        assert not re.search(UNSAFE_CHARS, line), repr(line)
+    assert "\\x1b]0;pwned\\x07.jpg" in stdout and "new\\x0aline.jpg" in stdout
+    assert "caf\\xe9-not-utf8.jpg" in stdout and "\\u202egpj.exe.jpg" in stdout
+    assert stdout.count("Predicted classes: ") == len(HOSTILE_NAMES)
+    assert "skipped: " in stderr and "\\x1b]0;broken\\x07.jpg" in stderr
+    assert "\\x1b[2Jmissing.jpg: missing file" in stderr
+
+
+def test_error_line_stays_one_line_for_any_file_name(tmp_path: Path) -> None:
+    model = tmp_path / "evil\n\x1b]0;x\x07.tflite"
+    model.write_bytes(b"not a model at all")
+    done = _cli("info", str(model))
+    assert done.returncode == 1
+    (line,) = done.stderr.decode("utf-8").splitlines()
+    assert line.startswith("error: ") and "evil\\x0a\\x1b]0;x\\x07.tflite" in line
+
+
+def test_non_finite_scores_are_null_not_bare_nan(models) -> None:
+    """A model may output NaN; the JSON document stays strict (null), never bare NaN."""
+    from posterlite.runtime import Prediction, predictions_json
+
+    model = PosterModel.load(models["int8"])
+    scores = np.array([np.nan, np.inf, 0.5, 0.1, 0.2, 0.3], np.float32)
+    prediction = Prediction("p.jpg", model.genres, scores, ())
+    text = predictions_json(model, [prediction], model.cut(None))
+    probabilities = json.loads(text, parse_constant=lambda name: pytest.fail(name))
+    assert list(probabilities["predictions"][0]["probabilities"].values())[:3] == [None, None, 0.5]
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1.5", "-0.1"])
+def test_threshold_option_outside_0_1_is_one_line(models, posters: Path, value: str) -> None:
+    result = _predict(str(models["int8"]), str(posters / "ok0.jpg"), "--threshold", value)
+    assert result.exit_code == 1 and result.stdout == ""
+    assert result.stderr.splitlines() == [
+        f"error: --threshold must be a number in [0, 1], not {float(value)!r}"
+    ]

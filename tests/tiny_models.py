@@ -142,3 +142,62 @@ def session_tiny_run(tmp_path_factory) -> dict[str, Path]:  # noqa: ANN001 (pyte
         convert_tiny_run(root)
     return {"fp32": root / "out" / "tiny.fp32.tflite", "int8": root / "out" / "tiny.int8.tflite",
             "root": root, "run": root / "tiny"}  # fmt: skip
+
+
+# --- hostile associated files: the zip on the end of a model, built by hand ---------------
+def without_files(model_bytes: bytes) -> bytes:
+    """A metadata-carrying model without its zipped files (the flatbuffer alone)."""
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(model_bytes)) as archive:
+        start = min(info.header_offset for info in archive.infolist())
+    return model_bytes[:start]
+
+
+def with_files(
+    model_bytes: bytes, files: dict[str, bytes], compression: int | None = None
+) -> bytes:
+    """`model_bytes`' flatbuffer with `files` zipped onto its end, bytes as given (any
+    encoding, any size), the way MetadataPopulator appends them (STORED by default)."""
+    import io
+    import zipfile
+
+    stream = io.BytesIO(without_files(model_bytes))
+    stream.seek(0, io.SEEK_END)
+    method = zipfile.ZIP_STORED if compression is None else compression
+    with zipfile.ZipFile(stream, "a", compression=method) as archive:
+        for name, data in files.items():
+            archive.writestr(name, data)
+    return stream.getvalue()
+
+
+def deflate_bomb(name: str, mebibytes: int) -> bytes:
+    """A valid zip with one deflated entry `name` that inflates to `mebibytes` MiB of zeros,
+    at ~1 KB per MiB (2 GB -> 2 MB): one full-flushed block of 1 MiB of zeros repeated, so
+    building it costs no compression time, only the CRC."""
+    import struct
+    import zlib
+
+    chunk = bytes(1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = compressor.compress(chunk) + compressor.flush(zlib.Z_FULL_FLUSH)
+    data = block * mebibytes + zlib.compressobj(9, zlib.DEFLATED, -15).flush()
+    crc = 0
+    for _ in range(mebibytes):
+        crc = zlib.crc32(chunk, crc)
+    size = mebibytes << 20
+    raw_name = name.encode()
+    fields = struct.pack("<HHHHHIII", 20, 0, 8, 0, 0x21, crc, len(data), size)
+    local = b"PK\x03\x04" + fields + struct.pack("<HH", len(raw_name), 0) + raw_name
+    directory = (
+        b"PK\x01\x02"
+        + struct.pack("<H", 20)
+        + fields
+        + struct.pack("<HHHHHII", len(raw_name), 0, 0, 0, 0, 0, 0)
+        + raw_name
+    )
+    end = b"PK\x05\x06" + struct.pack(
+        "<HHHHIIH", 0, 0, 1, 1, len(directory), len(local) + len(data), 0
+    )
+    return local + data + directory + end
