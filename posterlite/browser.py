@@ -26,6 +26,13 @@ gets a working page, on one thread.
 
 What this measures is a browser engine on this machine's CPU, slowed by Chromium's
 throttling; not a phone's NPU/GPU, its memory bandwidth or its thermal limits.
+
+Hostile input: whatever a model's metadata says is data. The page checks model.json
+(types, ranges, sizes; web/posterlite.js) and shows every label, name and version as text,
+under a Content-Security-Policy that refuses inline script (CONTENT_SECURITY_POLICY). A
+page folder is public (PAGE_DIR_MODE, PAGE_FILE_MODE) and carries PAGE_MARKER: only such a
+folder is ever replaced, never one that holds the input model. The local server refuses
+bad paths (400/404) and closes idle connections (REQUEST_TIMEOUT_S).
 """
 
 from __future__ import annotations
@@ -34,13 +41,17 @@ import contextlib
 import functools
 import json
 import os
+import re
 import shutil
 import struct
 import subprocess
+import sys
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -48,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_bytes, atomic_write_text, sha256_file
+from posterlite.fileio import atomic_write_bytes, atomic_write_text, replace_dir, sha256_file
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 DEVICE = "Pixel 7"
@@ -73,12 +84,40 @@ CHROMIUM_ARGS: tuple[str, ...] = (
     "--disable-component-update",
     "--disable-sync",
 )
-PAGE_FILES: tuple[str, ...] = ("index.html", "app.js", "posterlite.js")
+PAGE_FILES: tuple[str, ...] = ("index.html", "style.css", "app.js", "posterlite.js")
 # Cross-origin isolation (SharedArrayBuffer, so WebAssembly threads) needs both headers.
 ISOLATION_HEADERS: dict[str, str] = {
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Embedder-Policy": "require-corp",
 }
+# The pages' Content-Security-Policy: scripts, workers, styles and fetches from the page's
+# own origin only, so no inline script, event-handler attribute, javascript: URL or eval
+# runs, whatever text a model carries. 'wasm-unsafe-eval' is what both runtimes need to
+# compile their WebAssembly; images are the poster preview (blob:) and the icon (data:).
+# index.html and bench.html carry it in a <meta> tag (tests/test_browser.py checks they
+# match); serve() and the page's _headers send it as a header too.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; "
+    "connect-src 'self'; img-src 'self' blob: data:; style-src 'self'; base-uri 'none'; "
+    "form-action 'none'"
+)
+# Sent with every response (serve(), the page's _headers). frame-ancestors only works in a
+# header (a <meta> policy ignores it): nobody can frame the page.
+SECURITY_HEADERS: dict[str, str] = {
+    "Content-Security-Policy": f"{CONTENT_SECURITY_POLICY}; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+# Written into every page folder `posterlite web` makes: only a folder holding it is ever
+# replaced by a later `posterlite web --out` (a TF.js model folder also has a model.json).
+PAGE_MARKER = ".posterlite-web"
+PAGE_MARKER_TEXT = "posterlite web page: `posterlite web MODEL --out` replaces this folder whole.\n"
+# Pages are public: a web server running as another user must read them.
+PAGE_DIR_MODE = 0o755
+PAGE_FILE_MODE = 0o644
+# `posterlite web --serve` and the bench's server: each connection's socket timeout, so an
+# idle or stalled client frees its thread within seconds.
+REQUEST_TIMEOUT_S = 3.0
 # What each npm .wasm build is. Threads (shared memory), SIMD128 (v128 locals) and relaxed
 # SIMD (any 0xFD 0x100-0x113 instruction, found by web/no_relaxed_simd.js's decoder) are
 # checked on the files by tests/test_browser.py. By hand: node 20's V8, which lacks relaxed
@@ -119,6 +158,15 @@ it, which needs a *cross-origin isolated* page. Serve every file with these two 
 `_headers` file beside this README; on nginx: `add_header Cross-Origin-Opener-Policy
 same-origin always; add_header Cross-Origin-Embedder-Policy require-corp always;`.
 Without them (GitHub Pages, a plain file server) the page still works, on one thread.
+
+## Security
+
+Labels, name and version come from the model's metadata (`model.json`) and are shown as
+text only. `index.html` carries a Content-Security-Policy (`<meta>`) that allows the page's
+own scripts and nothing inline; `_headers` sends the same policy (plus `frame-ancestors
+'none'`, `X-Content-Type-Options: nosniff`): send those lines from other hosts too.
+`.posterlite-web` marks this folder as posterlite's: `posterlite web --out` replaces
+only folders that hold it.
 """
 PAGE_BUILDS = """
 ## Which LiteRT.js build a browser loads
@@ -334,7 +382,11 @@ def build_site(
     for runtime in runtimes:
         vendor_runtime(tools.modules, runtime, out / "vendor", link=link)
     atomic_write_bytes(out / "model.tflite", static_batch_model(model.read_bytes()))
-    atomic_write_text(out / "model.json", json.dumps(config, indent=1) + "\n")
+    try:  # strict JSON: a browser's JSON.parse refuses NaN and Infinity
+        text = json.dumps(config, indent=1, allow_nan=False)
+    except ValueError as exc:
+        raise PosterliteError(f"{model}: its metadata holds a non-finite number ({exc})") from exc
+    atomic_write_text(out / "model.json", text + "\n")
     if not bench:  # the page a person hosts: how to get threads from a static host
         readme = PAGE_README
         compat = sorted((out / "vendor" / "litert").glob("litert_wasm_compat_internal.*"))
@@ -344,20 +396,46 @@ def build_site(
                 compat_mb=sum(f.stat().st_size for f in compat) / 1e6, total_mb=total / 1e6
             )
         atomic_write_text(out / "README.md", readme)
-        headers = "".join(f"  {k}: {v}\n" for k, v in ISOLATION_HEADERS.items())
+        sent = {**ISOLATION_HEADERS, **SECURITY_HEADERS}
+        headers = "".join(f"  {k}: {v}\n" for k, v in sent.items())
         atomic_write_text(out / "_headers", f"/*\n{headers}")
     return Site(out, config)
 
 
 # ---------------------------------------------------------------------------- serving
+def request_path_problem(raw: str) -> HTTPStatus | None:
+    """Why a request path is refused before it reaches the file system, or None.
+
+    400 for what no page asks for: not absolute, undecodable (percent-escapes that are not
+    UTF-8), control characters (NUL among them) or backslashes; 404 for `.`/`..` segments
+    and hidden names (the folder's own marker file included). Pure.
+    """
+    path = raw.split("?", 1)[0].split("#", 1)[0]
+    try:
+        decoded = urllib.parse.unquote_to_bytes(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return HTTPStatus.BAD_REQUEST
+    if not decoded.startswith("/") or "\\" in decoded:
+        return HTTPStatus.BAD_REQUEST
+    if any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in decoded):
+        return HTTPStatus.BAD_REQUEST
+    if any(part.startswith(".") for part in decoded.split("/")):
+        return HTTPStatus.NOT_FOUND
+    return None
+
+
 class _Handler(SimpleHTTPRequestHandler):
-    """Static files with the types browsers insist on (wasm streaming, JS modules), and with
-    `isolated` the COOP/COEP headers that make the page cross-origin isolated (threads)."""
+    """Static files with the types browsers insist on (wasm streaming, JS modules), the
+    pages' security headers (CSP, nosniff), with `isolated` the COOP/COEP headers that make
+    the page cross-origin isolated (threads); bad paths answered 400/404, no directory
+    listings, and a socket timeout on every connection."""
 
     isolated = True
+    timeout = REQUEST_TIMEOUT_S  # StreamRequestHandler: the connection's socket timeout
 
     extensions_map = {
         ".html": "text/html; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
         ".js": "text/javascript; charset=utf-8",
         ".mjs": "text/javascript; charset=utf-8",
         ".json": "application/json",
@@ -370,7 +448,19 @@ class _Handler(SimpleHTTPRequestHandler):
         "": "application/octet-stream",
     }
 
+    def send_head(self) -> Any:
+        problem = request_path_problem(self.path)
+        if problem is not None:
+            self.send_error(problem)
+            return None
+        return super().send_head()
+
+    def list_directory(self, path: Any) -> None:  # a folder without index.html: not shown
+        self.send_error(HTTPStatus.NOT_FOUND)
+
     def end_headers(self) -> None:
+        for name, value in SECURITY_HEADERS.items():
+            self.send_header(name, value)
         if self.isolated:
             for name, value in ISOLATION_HEADERS.items():
                 self.send_header(name, value)
@@ -384,19 +474,41 @@ class _PlainHandler(_Handler):
     isolated = False
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver's default backlog (5) drops connections in a burst; each dropped one
+    # waits a second for the client to retry.
+    request_queue_size = 128
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line on stderr, never a traceback; a client that hung up or timed out is
+        its own business and says nothing."""
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        print(f"posterlite server: {client_address[0]}: {type(error).__name__}: {error}",
+              file=sys.stderr)  # fmt: skip
+
+
 @contextlib.contextmanager
 def serve(
-    directory: Path, port: int = 0, host: str = "127.0.0.1", isolated: bool = True
+    directory: Path,
+    port: int = 0,
+    host: str = "127.0.0.1",
+    isolated: bool = True,
+    timeout_s: float = REQUEST_TIMEOUT_S,
 ) -> Iterator[str]:
     """Serve `directory` over HTTP on 127.0.0.1 in a thread; yields the base URL. With
     `isolated` (default) every response carries COOP/COEP, so the page may use threads;
-    without, the page is served as a plain static host would (one thread)."""
-    handler = functools.partial(_Handler if isolated else _PlainHandler, directory=str(directory))
+    without, the page is served as a plain static host would (one thread). Every response
+    carries SECURITY_HEADERS; a connection idle for `timeout_s` is closed."""
+    base = _Handler if isolated else _PlainHandler
+    handler_class = type(base.__name__, (base,), {"timeout": timeout_s})
+    handler = functools.partial(handler_class, directory=str(directory))
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        server = _Server((host, port), handler)
     except OSError as exc:
         raise PosterliteError(f"cannot serve on {host}:{port} ({exc.strerror or exc})") from exc
-    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -815,30 +927,74 @@ def ratio_to_native(
 
 
 # ---------------------------------------------------------------------------- the page
-def write_page(model: Path, out: Path, runtime: str = PAGE_RUNTIME) -> Site:
-    """`posterlite web`: build the page in a sibling temp folder, then move it to `out`.
+def check_page_out(model: Path, out: Path) -> None:
+    """Refuse an --out that `posterlite web` must not replace: a link, a file, a non-empty
+    folder without the page marker (posterlite did not write it), or one that holds the
+    input model (replacing it would delete the model)."""
+    if out.is_symlink():
+        raise PosterliteError(f"{out} is a symbolic link; choose a folder for --out")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise PosterliteError(f"{out} exists and is not a folder; choose another --out")
+    if model.resolve().is_relative_to(out.resolve()):
+        raise PosterliteError(
+            f"{out} holds the model {model}: replacing it would delete the model; "
+            "choose another --out"
+        )
+    marker = out / PAGE_MARKER
+    if any(out.iterdir()) and not (marker.is_file() and not marker.is_symlink()):
+        raise PosterliteError(
+            f"{out} exists and is not a posterlite page (no {PAGE_MARKER}); choose another --out"
+        )
 
-    An existing `out` is replaced only when it is an earlier posterlite page (it has
-    model.json) or empty, so a typo cannot wipe an unrelated folder.
+
+def publish_modes(root: Path) -> None:
+    """Folders 0755, files 0644 under `root` (and root itself): a page is public, and
+    mkdtemp's 0700 would hide it from a web server running as another user."""
+    root.chmod(PAGE_DIR_MODE)
+    for folder, dirs, files in os.walk(root):
+        for name in dirs:
+            Path(folder, name).chmod(PAGE_DIR_MODE)
+        for name in files:
+            path = Path(folder, name)
+            if not path.is_symlink():
+                path.chmod(PAGE_FILE_MODE)
+
+
+def write_page(model: Path, out: Path, runtime: str = PAGE_RUNTIME) -> Site:
+    """`posterlite web`: build the page in a sibling temp folder, then swap it in for `out`.
+
+    `out` is replaced only when it is empty or a page posterlite wrote (it holds
+    PAGE_MARKER), never when it holds the model (`check_page_out`). A failed build leaves
+    an earlier page as it was.
     """
     model, out = Path(model), Path(out)
     if not model.is_file():
         raise PosterliteError(f"model not found: {model}")
-    if out.exists() and (
-        not out.is_dir() or (any(out.iterdir()) and not (out / "model.json").is_file())
-    ):
-        raise PosterliteError(f"{out} exists and is not a posterlite page; choose another --out")
+    check_page_out(model, out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         site = build_site(model, tmp, (runtime,))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
+        atomic_write_text(tmp / PAGE_MARKER, PAGE_MARKER_TEXT)
+        publish_modes(tmp)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Site(out, site.config)
+
+
+# Characters a terminal acts on rather than shows: C0/C1 controls (escape sequences among
+# them) and the bidi marks that reorder a line.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def terminal_text(text: str) -> str:
+    """`text` (a model's name, label, version) safe to print: what a terminal would act on
+    is shown escaped (`\\x1b`, `\\u202e`). Pure."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True)

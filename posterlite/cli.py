@@ -1014,7 +1014,8 @@ def bench(
     "--out",
     type=click.Path(path_type=Path, file_okay=False),
     required=True,
-    help="Folder for the static page (replaced when it holds an earlier page).",
+    help="Folder for the static page: a new or empty folder, or an earlier page (it holds "
+    ".posterlite-web), which is replaced whole; never one that holds MODEL.",
 )
 @click.option(
     "--runtime",
@@ -1063,13 +1064,14 @@ def web(
         raise PosterliteError("--screenshot needs --check POSTER")
     site = browser.write_page(model, out, runtime)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    click.echo(f"{out}: {site.config['name']} v{site.config['version'] or '-'} "
+    text = browser.terminal_text  # names and labels come from the model: printed inert
+    click.echo(f"{out}: {text(site.config['name'])} v{text(site.config['version']) or '-'} "
                f"({runtime}, {size / 1e6:.1f} MB)")  # fmt: skip
     if check_poster:
         result = browser.check_page(out, check_poster, screenshot=screenshot)
         last = result.last
         click.echo(
-            f"{check_poster}: {', '.join(last['genres']) or '(none)'} "
+            f"{check_poster}: {text(', '.join(last['genres'])) or '(none)'} "
             f"(tuned thresholds; shown {last['choose_to_genres_wall_ms']:.0f} ms after choosing, "
             f"page ready {last['ready_ms']:.0f} ms, second visit, Chromium {result.chromium})"
         )

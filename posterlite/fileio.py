@@ -42,15 +42,20 @@ def atomic_path(target: Path) -> Iterator[Path]:
 
 def replace_dir(staging: Path, target: Path) -> None:
     """Move a finished `staging` folder onto `target`, replacing it whole: the old folder is
-    renamed aside first and removed only after the new one is in place."""
-    old = target.with_name(f".{target.name}.old")
-    if old.exists():
-        shutil.rmtree(old)
+    renamed aside first (to a fresh name, so no other folder is ever in the way) and removed
+    only after the new one is in place; if that move fails, the old folder is put back."""
+    aside = None
     if target.exists():
-        os.replace(target, old)
-    os.replace(staging, target)
-    if old.exists():
-        shutil.rmtree(old)
+        aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+        os.replace(target, aside)  # a folder renamed onto an empty one replaces it (POSIX)
+    try:
+        os.replace(staging, target)
+    except BaseException:
+        if aside is not None:
+            os.replace(aside, target)
+        raise
+    if aside is not None:
+        shutil.rmtree(aside)
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:

@@ -9,6 +9,11 @@ the shipped int8 MobileNetV2 on a real poster is the `shared` test.
 from __future__ import annotations
 
 import json
+import os
+import re
+import socket
+import threading
+import time
 import urllib.request
 from pathlib import Path
 
@@ -295,6 +300,211 @@ def test_web_rejects_a_file_that_is_not_a_model(tmp_path: Path) -> None:
     assert not (tmp_path / "page").exists()
 
 
+# ------------------------------------------------------------ hostile input, no browser
+HTML_SINKS = re.compile(
+    r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|srcdoc|\beval\(|new Function|"
+    r"setAttribute\(|createContextualFragment|DOMParser"
+)
+
+
+def test_page_files_carry_the_csp_and_build_no_markup_from_strings() -> None:
+    """index.html and bench.html carry browser.CONTENT_SECURITY_POLICY in a <meta> tag and
+    hold no inline script, style or event handler; no page script has an HTML sink (every
+    text reaches the page through textContent)."""
+    meta = (
+        f'<meta http-equiv="Content-Security-Policy" content="{browser.CONTENT_SECURITY_POLICY}">'
+    )
+    for name in ("index.html", "bench.html"):
+        html = (browser.WEB_DIR / name).read_text()
+        assert meta in html, name
+        assert not re.search(r"<script(?![^>]*\ssrc=)[^>]*>", html), name  # inline script
+        assert "<style" not in html and not re.search(r"\son\w+\s*=", html), name
+        assert "style=" not in html, name
+    for name in ("app.js", "posterlite.js", "bench.js"):
+        code = re.sub(r"//.*", "", (browser.WEB_DIR / name).read_text())  # code, not comments
+        assert not HTML_SINKS.search(code), (name, HTML_SINKS.search(code))
+    assert "script-src 'self' 'wasm-unsafe-eval'" in browser.CONTENT_SECURITY_POLICY
+    assert "'unsafe-inline'" not in browser.CONTENT_SECURITY_POLICY
+    assert "'unsafe-eval'" not in browser.CONTENT_SECURITY_POLICY.replace("wasm-unsafe-eval", "")
+
+
+def test_terminal_text_escapes_what_a_terminal_would_act_on() -> None:
+    """`posterlite web` prints a model's name and labels: escape sequences, other controls
+    and bidi overrides are shown escaped, everything else as it is."""
+    assert browser.terminal_text("Drama") == "Drama"
+    assert browser.terminal_text("é 🎬 <b>x</b> &amp;") == "é 🎬 <b>x</b> &amp;"
+    hostile = "a\x1b]0;pwned\x07b\x1b[2J\u202ec\x00\r\n\x9b"
+    shown = browser.terminal_text(hostile)
+    assert shown == "a\\x1b]0;pwned\\x07b\\x1b[2J\\u202ec\\x00\\r\\n\\x9b"
+    assert shown.isprintable()
+
+
+def _raw_status(base: str, request: bytes) -> int:
+    """Send one raw request line (bytes http.client would refuse) and read the status."""
+    host, port = base.removeprefix("http://").rstrip("/").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        reply = b""
+        while b"\r\n" not in reply:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+    assert reply.startswith(b"HTTP/"), reply[:80]
+    return int(reply.split(b" ", 2)[1])
+
+
+def test_server_answers_bad_paths_with_400_or_404_and_no_traceback(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "model.json").write_text("{}")
+    (tmp_path / browser.PAGE_MARKER).write_text(browser.PAGE_MARKER_TEXT)
+    (tmp_path / "vendor").mkdir()
+    (tmp_path / "vendor" / "a.js").write_text("export {};")
+    cases = {
+        b"/model.json%00.html": 400,
+        b"/model.json\x00.html": 400,
+        b"/%00": 400,
+        b"/model.json%0a": 400,
+        b"/%ff%fe": 400,  # not UTF-8
+        b"/%c0%ae%c0%ae/etc/passwd": 400,  # overlong UTF-8 dots
+        b"/..%5c..%5cetc%5cpasswd": 400,  # backslashes
+        b"model.json": 400,  # not absolute
+        b"/../../../../etc/passwd": 404,
+        b"/%2e%2e/%2e%2e/etc/passwd": 404,
+        b"/vendor/../../etc/passwd": 404,
+        b"/" + browser.PAGE_MARKER.encode(): 404,
+        b"/vendor/": 404,  # no directory listing
+        b"/model.json": 200,
+        b"/vendor/a.js?x=%00": 200,  # the query is not a path
+    }
+    with browser.serve(tmp_path) as base:
+        for path, status in cases.items():
+            for method in (b"GET", b"HEAD"):
+                got = _raw_status(base, method + b" " + path + b" HTTP/1.0\r\n\r\n")
+                assert got == status, (method, path, got)
+        with urllib.request.urlopen(base + "model.json") as response:
+            assert response.headers["Content-Security-Policy"].startswith(
+                browser.CONTENT_SECURITY_POLICY
+            )
+            assert response.headers["X-Content-Type-Options"] == "nosniff"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Error" not in err, err
+
+
+def test_server_closes_idle_connections_within_its_timeout(tmp_path: Path) -> None:
+    """Idle and half-sent connections each hold a thread; the socket timeout closes them
+    and frees the threads in about REQUEST_TIMEOUT_S, and the server still answers."""
+    (tmp_path / "index.html").write_text("<p>hi</p>")
+    assert browser.REQUEST_TIMEOUT_S <= 10
+    before = threading.active_count()
+    with browser.serve(tmp_path) as base:
+        host, port = base.removeprefix("http://").rstrip("/").split(":")
+        sockets = [socket.create_connection((host, int(port)), timeout=30) for _ in range(6)]
+        for sock in sockets[::2]:
+            sock.sendall(b"GET /index.html HTTP/1.1\r\nHost: x\r\n")  # never finished
+        start = time.monotonic()
+        deadline = start + 5
+        while threading.active_count() < before + 1 + len(sockets) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() >= before + 1 + len(sockets)  # one thread each
+        for sock in sockets:
+            assert sock.recv(1024) == b""  # closed by the server, no response
+            sock.close()
+        waited = time.monotonic() - start
+        assert browser.REQUEST_TIMEOUT_S - 0.5 <= waited <= browser.REQUEST_TIMEOUT_S + 3
+        deadline = time.monotonic() + 5
+        while threading.active_count() > before + 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert threading.active_count() == before + 1  # only the server's own thread
+        with urllib.request.urlopen(base + "index.html", timeout=10) as response:
+            assert response.status == 200
+
+
+def _one_line_refusal(result, folder: Path) -> str:
+    line = _one_line_error(result)
+    assert str(folder) in line, line
+    return line
+
+
+def test_web_never_replaces_a_folder_it_did_not_write(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    """A TF.js model folder (it has a model.json too), a page folder holding the input model,
+    the model's own folder, a symlink: each refused in one line naming the folder, with
+    every file left as it was."""
+    tfjs = tmp_path / "tfjs"
+    tfjs.mkdir()
+    files = {"model.json": '{"format": "layers-model"}', "group1-shard1of1.bin": "weights",
+             "notes.txt": "mine"}  # fmt: skip
+    for name, text in files.items():
+        (tfjs / name).write_text(text)
+    result = CliRunner().invoke(main, ["web", str(tiny["int8"]), "--out", str(tfjs)])
+    assert "not a posterlite page" in _one_line_refusal(result, tfjs)
+    assert {p.name: p.read_text() for p in tfjs.iterdir()} == files
+    # A posterlite page that holds the model (also one folder down): never replaced.
+    page = tmp_path / "page"
+    (page / "sub").mkdir(parents=True)
+    (page / browser.PAGE_MARKER).write_text(browser.PAGE_MARKER_TEXT)
+    data = tiny["int8"].read_bytes()
+    for model in (page / "model.tflite", page / "sub" / "m.tflite"):
+        model.write_bytes(data)
+        result = CliRunner().invoke(main, ["web", str(model), "--out", str(page)])
+        assert "would delete the model" in _one_line_refusal(result, page)
+        assert model.read_bytes() == data
+    # The model's own folder, named through a symlink to it.
+    link = tmp_path / "link"
+    link.symlink_to(page, target_is_directory=True)
+    result = CliRunner().invoke(main, ["web", str(page / "model.tflite"), "--out", str(link)])
+    assert "symbolic link" in _one_line_refusal(result, link)
+    result = CliRunner().invoke(main, ["web", str(link / "model.tflite"), "--out", str(page)])
+    assert "would delete the model" in _one_line_refusal(result, page)
+    assert (page / "model.tflite").read_bytes() == data
+    plain = tmp_path / "models"
+    plain.mkdir()
+    (plain / "m.tflite").write_bytes(data)
+    result = CliRunner().invoke(main, ["web", str(plain / "m.tflite"), "--out", str(plain)])
+    _one_line_refusal(result, plain)
+    assert (plain / "m.tflite").read_bytes() == data
+
+
+@needs_modules
+def test_web_replaces_its_own_page_and_a_failed_run_keeps_it(
+    tiny: dict[str, Path], tmp_path: Path
+) -> None:
+    out = tmp_path / "page"
+    browser.write_page(tiny["int8"], out, "litert")
+    assert (out / browser.PAGE_MARKER).read_text().startswith("posterlite web page")
+    (out / "stale.txt").write_text("from an earlier run")
+    browser.write_page(tiny["fp32"], out, "litert")  # its own page: replaced whole
+    assert not (out / "stale.txt").exists()
+    assert json.loads((out / "model.json").read_text())["input_dtype"] == "float32"
+    before = {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")}
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model" * 50)
+    with pytest.raises(PosterliteError):
+        browser.write_page(junk, out, "litert")
+    assert {p.relative_to(out): p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.tflite", "page"]  # no leftovers
+
+
+@needs_modules
+def test_page_folder_is_public_whatever_the_umask(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """Folders 0755, files 0644 (mkdtemp makes 0700): a web server running as another user
+    reads the page."""
+    old = os.umask(0o077)
+    try:
+        browser.write_page(tiny["int8"], tmp_path / "page", "litert")
+    finally:
+        os.umask(old)
+    root = tmp_path / "page"
+    modes = {p: p.stat().st_mode & 0o777 for p in [root, *root.rglob("*")]}
+    assert modes[root] == 0o755
+    assert {m for p, m in modes.items() if p.is_dir()} == {0o755}
+    assert {m for p, m in modes.items() if p.is_file()} == {0o644}
+    assert len(modes) > 10 and not any(p.is_symlink() for p in modes)
+
+
 @needs_modules
 def test_page_is_self_contained(tiny: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "page"
@@ -312,15 +522,18 @@ def test_page_is_self_contained(tiny: dict[str, Path], tmp_path: Path) -> None:
         text = (out / name).read_text()
         assert "Cross-Origin-Opener-Policy: same-origin" in text, name
         assert "Cross-Origin-Embedder-Policy: require-corp" in text, name
+    headers = (out / "_headers").read_text()
+    for name, value in browser.SECURITY_HEADERS.items():
+        assert f"  {name}: {value}\n" in headers
     # The README says what the compat build adds to the page, measured on this folder.
     compat = sum(f.stat().st_size for f in vendor.glob("litert_wasm_compat_internal.*"))
-    written = ("README.md", "_headers")  # written after the sizes were taken
+    written = ("README.md", "_headers", browser.PAGE_MARKER)  # written after the sizes
     total = sum(f.stat().st_size for f in out.rglob("*") if f.is_file() and f.name not in written)
     readme = " ".join((out / "README.md").read_text().split())
     assert f"The compat build adds {compat / 1e6:.1f} MB to this folder" in readme
     assert f"({total / 1e6:.1f} MB in all)" in readme
     assert not (out / "vendor" / "mediapipe").exists()  # only the page's runtime ships
-    code = "".join((out / n).read_text() for n in ("index.html", "app.js", "posterlite.js"))
+    code = "".join((out / n).read_text() for n in browser.PAGE_FILES)
     assert "cdn" not in code.lower() and "https://" not in code
     assert '"@litertjs/wasm-utils"' not in (out / "vendor" / "litert" / "index.js").read_text()
     assert json.loads((out / "model.json").read_text())["runtime"] == "litert"
@@ -545,3 +758,215 @@ def test_installed_runtimes_are_the_locked_versions() -> None:
     installed = browser.runtime_versions(TOOLS.modules)
     for key, package in browser.RUNTIME_PACKAGES.items():
         assert lock["packages"][f"node_modules/{package}"]["version"] == installed[key]
+
+
+# ------------------------------------------------------------ hostile input, in Chromium
+# Each payload, if it ever ran, would set window.plPwned to say which one.
+HOSTILE_LABELS = (
+    "<img src=x onerror=\"window.plPwned='img'\">",
+    "<script>window.plPwned='script'</script>",
+    '"><svg onload="window.plPwned=\'svg\'">',
+    "javascript:window.plPwned='url'",
+    "<iframe srcdoc=\"<script>parent.plPwned='iframe'</script>\"></iframe>",
+    "&lt;b&gt; {{constructor.constructor('window.plPwned=1')()}}",
+)
+HOSTILE_NAME = "</title><script>window.plPwned='name'</script>"
+HOSTILE_VERSION = '1"><img src=x onerror="window.plPwned=\'version\'">'
+HOSTILE_FILE = '"><svg onload=window.plPwned=1>.tflite'  # a legal file name on Linux
+
+
+def _inspect(root: Path, pages: list[dict], isolated: bool = True) -> dict[str, dict]:
+    """The driver's `inspect` job on pages under `root` (one Chromium, one phone context,
+    visited in turn): what each page shows and did, by page path."""
+    job = {"kind": "inspect", "throttle": 1, "pages": pages}
+    with browser.serve(root, isolated=isolated) as base:
+        (result,) = browser.run_driver(TOOLS, base, [job])["results"]
+    assert result["ok"], result
+    return {page["path"]: page for page in result["pages"]}
+
+
+def _nothing_ran(result: dict) -> None:
+    """No payload ran, no markup was parsed, the page asked for nothing but its own files."""
+    assert result["pwned"] is None
+    assert result["unexpected"] == [], result["unexpected"]
+    assert result["violations"] == []  # CSP never had to stop anything: nothing tried
+    assert result["foreign_requests"] == []
+    assert not [p for p in result["problems"] if p.startswith("page error")], result["problems"]
+
+
+@needs_browser
+def test_page_shows_hostile_metadata_as_text(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """A model whose labels, name, version and file name are HTML/script payloads, through
+    the real path (metadata -> posterlite web -> the page), in LiteRT.js (threaded and not)
+    and MediaPipe web: the labels are shown exactly as text, nothing runs; inline script
+    that does get into the page is refused by its CSP."""
+    from posterlite.metadata import MetadataSpec, embed_metadata
+
+    spec = MetadataSpec(name=HOSTILE_NAME, version=HOSTILE_VERSION, genres=HOSTILE_LABELS,
+                        thresholds=tuple(THRESHOLDS), input_size=32,
+                        description="<script>window.plPwned='description'</script>")  # fmt: skip
+    model = tmp_path / HOSTILE_FILE
+    model.write_bytes(embed_metadata(tiny["int8"].read_bytes(), spec))
+    assert PosterModel.load(model).genres == HOSTILE_LABELS
+    poster = make_poster(tmp_path / "poster.jpg", seed=3, size=(120, 180))
+    root = tmp_path / "site"
+    for runtime in browser.RUNTIMES:
+        browser.write_page(model, root / runtime, runtime)
+    jobs = [{"path": f"{r}/index.html", "poster": str(poster), "probe_csp": True}
+            for r in browser.RUNTIMES]  # fmt: skip
+    host = PosterModel.load(model)
+    tuned = list(host.decide(host.predict_files([poster])[0].probabilities, "tuned"))
+    assert tuned
+    isolated = _inspect(root, jobs)
+    plain = _inspect(root, jobs[:1], isolated=False)
+    for result in [*isolated.values(), *plain.values()]:
+        assert result["state"] == "shown", result["texts"]
+        assert result["genres"] == list(HOSTILE_LABELS)  # the raw labels, as text
+        assert result["verdict_labels"] == tuned
+        assert (
+            result["texts"]["model"] == f"{HOSTILE_NAME} v{HOSTILE_VERSION} · 6 genres · 32px input"
+        )
+        assert f"Model {HOSTILE_FILE} (sha256 " in result["texts"]["versions"]
+        _nothing_ran(result)
+        # Inline script put into the page anyway (an event-handler attribute, a <script>
+        # element) is refused by the page's CSP, and reported.
+        probe = result["probe"]
+        assert probe["pwned"] is None
+        assert {v.split()[0] for v in probe["violations"]} == {"script-src-attr", "script-src-elem"}
+    threads = isolated["litert/index.html"]["runtime"]
+    if threads["hardware_concurrency"] > 1:
+        assert threads["threads"] > 1  # the threaded build loads under the CSP
+    assert plain["litert/index.html"]["runtime"]["threads"] == 1
+
+
+def _hostile_configs(base: dict) -> dict[str, tuple[bytes, tuple[str, ...]]]:
+    """model.json files written straight into a page (no Python checks on the way): name ->
+    (bytes, the status lines the page may show after "Cannot load the model: "; empty: the
+    page must classify and show the labels)."""
+
+    def config(**changes: object) -> bytes:
+        return json.dumps({**base, **changes}).encode()
+
+    def refused(*why: str) -> tuple[str, ...]:
+        return tuple(f"model.json: {w}" for w in why)
+
+    genres, thresholds = list(base["genres"]), list(base["thresholds"])
+    render = [
+        "a\x00b",
+        "\u202egnp.exe",
+        "🎬 <b>Drama</b>",
+        "__proto__",
+        "constructor",
+        "<b>" * 85 + "x",
+    ]  # fmt: skip  (the last is 256 characters: the limit)
+    not_a_file = refused("model is not a .tflite file name beside model.json")
+    not_finite = refused("threshold 1 is not a finite number")
+    return {
+        "render": (config(genres=render), ()),
+        "genre_number": (config(genres=[1, 2, 3, 4, 5, 6]), refused("genre 1 is not text")),
+        "genre_object": (
+            config(genres=[{"toString": HOSTILE_LABELS[0]}, *genres[1:]]),
+            refused("genre 1 is not text"),
+        ),
+        "genre_nested": (
+            config(genres=[[["Action"]], *genres[1:]]),
+            refused("genre 1 is not text"),
+        ),
+        "genre_blank": (
+            config(genres=[*genres[:2], " \t", *genres[3:]]),
+            refused("genre 3 is empty"),
+        ),
+        "genre_repeat": (
+            config(genres=[*genres[:5], genres[0]]),
+            refused("genre 6 repeats an earlier genre"),
+        ),
+        "genre_long": (
+            config(genres=["<script>" * 40, *genres[1:]]),
+            refused("genre 1 is longer than 256 characters"),
+        ),
+        "genres_many": (
+            config(genres=[f"g{i}" for i in range(10_001)], thresholds=[0.5] * 10_001),
+            refused("genres has 10001 entries (1 to 10000 expected)"),
+        ),
+        "genres_missing": (
+            json.dumps({k: v for k, v in base.items() if k != "genres"}).encode(),
+            refused("genres is not a list"),
+        ),
+        "proto_genres": (  # an own "__proto__" key: never the object's prototype
+            json.dumps({"__proto__": base}).encode(),
+            refused("genres is not a list"),
+        ),
+        "threshold_infinite": (
+            config(thresholds=[9.5, *thresholds[1:]]).replace(b"9.5", b"1e999"),
+            not_finite,
+        ),
+        "threshold_negative": (
+            config(thresholds=[0.5, -0.1, *thresholds[2:]]),
+            refused("threshold 2 is outside [0, 1]"),
+        ),
+        "threshold_above_one": (
+            config(thresholds=[*thresholds[:5], 1.5]),
+            refused("threshold 6 is outside [0, 1]"),
+        ),
+        "threshold_string": (config(thresholds=["0.5", *thresholds[1:]]), not_finite),
+        "threshold_null": (config(thresholds=[None, *thresholds[1:]]), not_finite),
+        "threshold_nested": (config(thresholds=[[0.5], *thresholds[1:]]), not_finite),
+        "thresholds_short": (
+            config(thresholds=thresholds[:5]),
+            refused("thresholds has 5 entries (6 expected)"),
+        ),
+        "name_object": (config(name={"<b>": 1}), refused("name is not text")),
+        "model_url": (config(model="https://example.invalid/m.tflite"), not_a_file),
+        "model_script": (config(model="javascript:window.plPwned='model'"), not_a_file),
+        "model_parent": (config(model="../model.tflite"), not_a_file),
+        "runtime_markup": (
+            config(runtime=HOSTILE_LABELS[0]),
+            refused("runtime is not one of litert, mediapipe"),
+        ),
+        "size_huge": (config(size=10**9), refused("size is outside [1, 1024]")),
+        "not_object": (b"[]", refused("not a JSON object")),
+        "not_json": (b"<script>window.plPwned='json'</script>", refused("not valid JSON")),
+        "not_utf8": (config(name="x").replace(b'"x"', b'"\xff\xfe"'), refused("not UTF-8 text")),
+        "utf16": (json.dumps(base).encode("utf-16"), refused("not UTF-8 text")),
+        # 100 000 levels: V8 parses it (an array, so refused); an engine that cannot says so
+        "deep": (b"[" * 100_000 + b"]" * 100_000, refused("not a JSON object", "not valid JSON")),
+        "oversized": (
+            b'{"pad": "' + b"x" * (5 << 20) + b'"}',
+            ("model.json is larger than 4194304 bytes",),  # refused before it is parsed
+        ),
+    }
+
+
+@needs_browser
+def test_page_loader_treats_hostile_configs_as_data(tiny: dict[str, Path], tmp_path: Path) -> None:
+    """model.json files written straight into a page, bypassing posterlite's checks: hostile
+    strings, types, sizes, encodings and nesting for labels and thresholds (and the fields
+    around them). Each page either shows its labels exactly as text or says in one line
+    of text what is wrong; nothing runs and nothing is fetched from elsewhere. One
+    Chromium, one phone context for every case."""
+    page = tmp_path / "page"
+    browser.write_page(tiny["int8"], page, "litert")
+    base = json.loads((page / "model.json").read_text())
+    cases = _hostile_configs(base)
+    root = tmp_path / "cases"
+    for name, (data, _) in cases.items():
+        folder = root / name
+        folder.mkdir(parents=True)
+        for entry in page.iterdir():
+            if entry.name != "model.json" and not entry.name.startswith("."):
+                (folder / entry.name).symlink_to(entry)
+        (folder / "model.json").write_bytes(data)
+    poster = make_poster(tmp_path / "poster.jpg", seed=3, size=(120, 180))
+    results = _inspect(root, [{"path": f"{name}/index.html", "poster": str(poster)}
+                              for name in cases])  # fmt: skip
+    for name, (data, statuses) in cases.items():
+        result = results[f"{name}/index.html"]
+        _nothing_ran(result)
+        if not statuses:
+            assert result["state"] == "shown", (name, result["texts"])
+            assert result["genres"] == json.loads(data)["genres"], name
+        else:
+            assert result["state"] == "error", (name, result["texts"])
+            shown = result["texts"]["status"].removeprefix("Cannot load the model: ")
+            assert shown in statuses, (name, result["texts"]["status"])
+            assert result["genres"] == [], name

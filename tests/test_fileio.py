@@ -78,3 +78,19 @@ def test_card_json_is_strict_even_with_an_undefined_map() -> None:
         validation={"mAP": math.nan},
     )  # fmt: skip
     assert _strict_loads(card.to_json())["validation"] == {"mAP": None}
+
+
+def test_replace_dir_never_touches_a_folder_named_like_its_aside(tmp_path):
+    """A user's `.model.old` beside the target is not posterlite's to delete."""
+    target, staging = tmp_path / "model", tmp_path / ".model.staging"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    mine = tmp_path / ".model.old"
+    mine.mkdir()
+    (mine / "keep.txt").write_text("mine")
+    staging.mkdir()
+    (staging / "new.txt").write_text("new")
+    replace_dir(staging, target)
+    assert (mine / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".model.old", "model"]

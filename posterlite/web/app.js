@@ -1,4 +1,9 @@
 // The user page: pick or shoot a poster, see its genres. Everything runs locally.
+//
+// Labels, the model's name and version come from a model file (its metadata) and model.json:
+// they are data, never markup. Every one of them reaches the page through textContent on
+// elements built here (no innerHTML, no HTML strings, no attribute built from them), and
+// the page's Content-Security-Policy (index.html) refuses inline script besides.
 import { createClassifier, decide, decode, loadConfig, loadModelBytes, toModelPixels } from "./posterlite.js";
 
 const $ = (id) => document.getElementById(id);
@@ -9,20 +14,45 @@ function setState(state, message) {
   if (message !== undefined) $("status").textContent = message;
 }
 
+// An element with a class and (optionally) text; children appended in order.
+function element(tag, className, text, ...children) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  node.append(...children);
+  return node;
+}
+
+const percent = (value) => `${Math.min(100, Math.max(0, 100 * value)).toFixed(1)}%`;
+
+function genreRow(genre, score, threshold, on) {
+  const fill = element("div", "fill");
+  fill.style.width = percent(score);
+  const cut = element("div", "cut");
+  cut.style.left = percent(threshold);
+  cut.title = `threshold ${threshold.toFixed(2)}`;
+  return element(
+    "tr",
+    on ? "on" : "",
+    undefined,
+    element("td", "genre", genre),
+    element("td", "", undefined, element("div", "bar", undefined, fill, cut)),
+    element("td", "score", score.toFixed(2)),
+  );
+}
+
 function render(config, scores, ms) {
   const chosen = decide(scores, config.thresholds);
-  const rows = config.genres.map((genre, k) => {
-    const on = chosen.includes(k);
-    const pct = (100 * scores[k]).toFixed(1);
-    const cut = (100 * config.thresholds[k]).toFixed(1);
-    return `<tr class="${on ? "on" : ""}"><td class="genre">${genre}</td>
-      <td><div class="bar"><div class="fill" style="width:${pct}%"></div>
-      <div class="cut" style="left:${cut}%" title="threshold ${config.thresholds[k].toFixed(2)}"></div></div></td>
-      <td class="score">${scores[k].toFixed(2)}</td></tr>`;
-  });
-  $("scores").innerHTML = rows.join("");
+  const rows = config.genres.map((genre, k) => genreRow(genre, scores[k], config.thresholds[k], chosen.includes(k)));
+  $("scores").replaceChildren(...rows);
   const names = chosen.map((k) => config.genres[k]);
-  $("verdict").textContent = names.length ? names.join(" · ") : "No genre above its threshold";
+  const verdict = $("verdict");
+  if (names.length) {
+    // One isolated span per label: a label's own direction marks stay inside it.
+    verdict.replaceChildren(...names.flatMap((name, i) => [...(i ? [" · "] : []), element("span", "label", name)]));
+  } else {
+    verdict.textContent = "No genre above its threshold";
+  }
   window.plLast = {
     scores: Array.from(scores),
     genres: names,
@@ -65,7 +95,7 @@ async function main() {
       preview.hidden = false;
       render(config, scores, performance.now() - start);
     } catch (error) {
-      setState("error", `Could not read this image: ${error.message}`);
+      setState("error", `Could not read this image: ${firstLine(error)}`);
     }
     event.target.value = "";
   }
@@ -73,4 +103,10 @@ async function main() {
   $("camera").addEventListener("change", onFile);
 }
 
-main().catch((error) => setState("error", `Cannot load the model: ${error.message || error}`));
+// What went wrong, as one line of text (runtimes' messages may carry stack traces).
+function firstLine(error) {
+  const message = error && typeof error.message === "string" ? error.message : String(error);
+  return message.split("\n")[0].slice(0, 500);
+}
+
+main().catch((error) => setState("error", `Cannot load the model: ${firstLine(error)}`));

@@ -4,7 +4,8 @@
 //
 // request: {executable, args: [...], device: "Pixel 7", base: "http://127.0.0.1:PORT/",
 //           timeout_ms, jobs: [{kind: "bench", throttle, job: {...}, init_script?}
-//                             | {kind: "page", throttle, poster, screenshot, init_script?}]}
+//                             | {kind: "page", throttle, poster, screenshot, init_script?}
+//                             | {kind: "inspect", throttle, pages: [{path, poster?, probe_csp?}]}]}
 // answer:  {ok, chromium, playwright, device: {...}, results: [{ok, ..., error}]}
 import { createRequire } from "node:module";
 
@@ -32,6 +33,7 @@ async function phonePage(browser, request, spec) {
   const context = await browser.newContext(device);
   // A verification aid run before any page script (e.g. no_relaxed_simd.js); never in a page.
   if (spec.init_script) await context.addInitScript({ path: spec.init_script });
+  if (spec.kind === "inspect") await context.addInitScript(collectViolations);
   const page = await context.newPage();
   const problems = [];
   page.on("pageerror", (error) => problems.push(`page error: ${firstLine(error)}`));
@@ -99,6 +101,102 @@ async function pageJob(browser, request, spec) {
   }
 }
 
+// What pages show and did, for the hostile-input tests (tests/test_browser.py): open each
+// page, wait until it is ready (or shows an error), choose its poster if it is ready, with
+// probe_csp try inline script in the page (the page's CSP must refuse it), and read back: the state, the text of every element that shows model-supplied text, any
+// element or attribute the page never makes (markup that got parsed), window.plPwned (set
+// by a payload that ran), CSP violations and requests to other origins.
+function collectViolations() {
+  window.plViolations = [];
+  document.addEventListener("securitypolicyviolation", (e) => {
+    window.plViolations.push(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"}`);
+  });
+}
+
+function readPage() {
+  const text = (id) => document.getElementById(id)?.textContent ?? null;
+  // Tags index.html has, and inside each element that shows model text, the only tags
+  // app.js builds there: anything else is markup that got parsed.
+  const body = new Set(["H1", "P", "DIV", "LABEL", "INPUT", "SPAN", "IMG", "TABLE", "TBODY", "TR", "TD", "FOOTER", "SCRIPT"]);
+  const head = new Set(["META", "TITLE", "LINK", "SCRIPT"]);
+  const holders = { "#scores": ["TBODY", "TR", "TD", "DIV"], "#verdict": ["SPAN"], "#model": [], "#status": [], "#versions": [] };
+  const odd = new Set();
+  for (const node of document.querySelectorAll("*")) {
+    const tag = node.tagName;
+    let bad = !["HTML", "HEAD", "BODY"].includes(tag) && !(node.closest("head") ? head : body).has(tag);
+    if (tag === "SCRIPT") bad ||= !node.src.startsWith(`${location.origin}/`) || node.text !== "";
+    if (tag === "IMG") bad ||= node.id !== "preview";
+    for (const attr of node.attributes) {
+      if (attr.name.startsWith("on") || /javascript:/i.test(attr.value)) bad = true;
+    }
+    if (bad) odd.add(node);
+  }
+  for (const [holder, tags] of Object.entries(holders)) {
+    for (const node of document.querySelectorAll(`${holder} *`)) if (!tags.includes(node.tagName)) odd.add(node);
+  }
+  return {
+    state: document.body.dataset.state,
+    texts: { model: text("model"), status: text("status"), verdict: text("verdict"), versions: text("versions") },
+    genres: Array.from(document.querySelectorAll("#scores td.genre"), (td) => td.textContent),
+    verdict_labels: Array.from(document.querySelectorAll("#verdict .label"), (s) => s.textContent),
+    unexpected: Array.from(odd, (node) => node.outerHTML.slice(0, 200)),
+    pwned: window.plPwned === undefined ? null : String(window.plPwned),
+    violations: window.plViolations || [],
+    runtime: window.plRuntime || null,
+  };
+}
+
+async function inspectOne(page, request, item, problems, foreign) {
+  const seen = { problems: problems.length, foreign: foreign.length };
+  await page.goto(new URL(item.path, request.base).href, { waitUntil: "load" });
+  await page.waitForSelector("body[data-state=ready], body[data-state=error]");
+  if (item.poster && (await page.getAttribute("body", "data-state")) === "ready") {
+    await page.setInputFiles("#file", item.poster);
+    await page.waitForSelector("body[data-state=shown], body[data-state=error]");
+  }
+  const shown = await page.evaluate(readPage);
+  let probe = null;
+  if (item.probe_csp) {
+    // Script run from DevTools is exempt from CSP; the markup and script element it
+    // makes are the page's own and are not.
+    probe = await page.evaluate(async () => {
+      document.body.insertAdjacentHTML("beforeend", '<img src="probe-missing.png" onerror="window.plPwned=\'attribute\'">');
+      const script = document.createElement("script");
+      script.textContent = "window.plPwned = 'inline script';";
+      document.body.append(script);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      return { pwned: window.plPwned === undefined ? null : String(window.plPwned), violations: window.plViolations.slice() };
+    });
+  }
+  return {
+    path: item.path,
+    ...shown,
+    probe,
+    foreign_requests: foreign.slice(seen.foreign),
+    problems: problems.slice(seen.problems),
+  };
+}
+
+// spec.pages: [{path, poster?, probe_csp?}], visited one after another in one phone context.
+async function inspectJob(browser, request, spec) {
+  const { context, page, problems } = await phonePage(browser, request, spec);
+  const origin = new URL(request.base).origin;
+  const foreign = [];
+  page.on("request", (r) => {
+    const url = r.url();
+    if (!url.startsWith(`${origin}/`) && !url.startsWith("blob:") && !url.startsWith("data:")) foreign.push(url);
+  });
+  try {
+    const pages = [];
+    for (const item of spec.pages) pages.push(await inspectOne(page, request, item, problems, foreign));
+    return { ok: true, throttle: spec.throttle, pages, problems };
+  } catch (error) {
+    return { ok: false, throttle: spec.throttle, error: firstLine(error), problems };
+  } finally {
+    await context.close();
+  }
+}
+
 async function main() {
   const request = await readStdin();
   let browser;
@@ -115,7 +213,7 @@ async function main() {
   try {
     const results = [];
     for (const spec of request.jobs) {
-      const run = spec.kind === "page" ? pageJob : benchJob;
+      const run = { page: pageJob, inspect: inspectJob }[spec.kind] || benchJob;
       results.push(await run(browser, request, spec));
     }
     const device = devices[request.device];

@@ -10,6 +10,7 @@
 //    output_scale, output_zero_point, runtime: "mediapipe"|"litert", vendor: "vendor",
 //    threads: LiteRT.js threads (0: up to 4, at most the device's cores; used only in a
 //             cross-origin isolated page, else 1)}
+// loadConfig reads it with a size bound and checks every field (checkConfig, below).
 
 // Pixels the model sees: the whole image stretched to size x size (aspect not kept, no
 // crop) exactly as posterlite's preprocess.resize_pixels does it, which is MediaPipe Tasks'
@@ -88,9 +89,24 @@ export async function decode(blob) {
   return createImageBitmap(blob, { imageOrientation: "from-image" });
 }
 
+// Scores in the model's genre order; a model whose outputs are not the config's genres is
+// an error (never scores shown under the wrong names).
+function checkedScores(scores, count) {
+  if (scores.length !== count) {
+    throw new Error(`the model gives ${scores.length} scores but model.json names ${count} genres`);
+  }
+  return scores;
+}
+
+// MediaPipe leaves out categories scored below scoreThreshold (1e-9): those stay 0.
 function sortedScores(categories, count) {
   const scores = new Float32Array(count);
-  for (const c of categories) scores[c.index] = c.score;
+  for (const c of categories) {
+    if (!(Number.isInteger(c.index) && c.index >= 0 && c.index < count)) {
+      throw new Error(`the model gives a score for output ${c.index} but model.json names ${count} genres`);
+    }
+    scores[c.index] = c.score;
+  }
   return scores;
 }
 
@@ -256,21 +272,173 @@ export async function createClassifier(config, modelBytes, base = "./vendor") {
   return {
     ...classifier,
     async scores(image) {
-      return classifier.classify(image);
+      return checkedScores(await classifier.classify(image), config.genres.length);
     },
   };
+}
+
+// --------------------------------------------------------------------- the page's config
+// model.json is written by posterlite from a model's metadata, but a page folder is only
+// files that anyone may edit, and the metadata is whatever the model's author wrote. So the
+// page treats every value as data: it is read with a size bound, checked here (types,
+// ranges, lengths) and copied into a fresh object of known fields; labels, names and
+// versions are only ever shown with textContent (app.js). A bad file is one Error whose
+// message says what is wrong, in words: the page shows it as text.
+export const LIMITS = Object.freeze({
+  configBytes: 4 << 20, // model.json: 256 LUT values + labels is a few kB
+  modelBytes: 512 << 20, // model.tflite
+  genres: 10000,
+  textChars: 256, // one label, the name, the version, a file name
+  size: 1024, // input side in pixels
+  threads: 64,
+});
+const RUNTIMES = ["litert", "mediapipe"];
+const INPUT_DTYPES = ["uint8", "float32"];
+// A file beside model.json, never a URL or a path: the page only fetches its own files.
+const MODEL_FILE = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}\.tflite$/;
+
+export class ConfigError extends Error {
+  constructor(message) {
+    super(`model.json: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+function isRecord(value) {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function text(value, what, { optional = false } = {}) {
+  if (optional && (value === undefined || value === null)) return "";
+  if (typeof value !== "string") throw new ConfigError(`${what} is not text`);
+  if (value.length > LIMITS.textChars) throw new ConfigError(`${what} is longer than ${LIMITS.textChars} characters`);
+  return value;
+}
+
+function number(value, what, low, high) {
+  if (typeof value !== "number" || !Number.isFinite(value)) throw new ConfigError(`${what} is not a finite number`);
+  if (value < low || value > high) throw new ConfigError(`${what} is outside [${low}, ${high}]`);
+  return value;
+}
+
+function integer(value, what, low, high) {
+  number(value, what, low, high);
+  if (!Number.isInteger(value)) throw new ConfigError(`${what} is not a whole number`);
+  return value;
+}
+
+function list(value, what, low, high) {
+  if (!Array.isArray(value)) throw new ConfigError(`${what} is not a list`);
+  if (value.length < low || value.length > high) {
+    throw new ConfigError(`${what} has ${value.length} entries (${low === high ? low : `${low} to ${high}`} expected)`);
+  }
+  return value;
+}
+
+function genresOf(value) {
+  const genres = list(value, "genres", 1, LIMITS.genres).map((genre, k) => {
+    const label = text(genre, `genre ${k + 1}`);
+    if (!label.trim()) throw new ConfigError(`genre ${k + 1} is empty`);
+    return label;
+  });
+  const seen = new Set();
+  genres.forEach((genre, k) => {
+    if (seen.has(genre)) throw new ConfigError(`genre ${k + 1} repeats an earlier genre`);
+    seen.add(genre);
+  });
+  return genres;
+}
+
+// The checked config: only known fields, each of the type and range the page relies on.
+export function checkConfig(raw) {
+  if (!isRecord(raw)) throw new ConfigError("not a JSON object");
+  const genres = genresOf(raw.genres);
+  const thresholds = list(raw.thresholds, "thresholds", genres.length, genres.length).map((t, k) =>
+    number(t, `threshold ${k + 1}`, 0, 1),
+  );
+  const runtime = raw.runtime;
+  if (!RUNTIMES.includes(runtime)) throw new ConfigError(`runtime is not one of ${RUNTIMES.join(", ")}`);
+  if (!INPUT_DTYPES.includes(raw.input_dtype)) throw new ConfigError(`input_dtype is not one of ${INPUT_DTYPES.join(", ")}`);
+  const model = text(raw.model, "model");
+  if (!MODEL_FILE.test(model)) throw new ConfigError("model is not a .tflite file name beside model.json");
+  const lut = list(raw.input_lut, "input_lut", 256, 256).map((v, k) => number(v, `input_lut[${k}]`, -1e6, 1e6));
+  const versions = isRecord(raw.runtime_versions) ? raw.runtime_versions : {};
+  const sha256 = text(raw.sha256, "sha256", { optional: true });
+  if (!/^[0-9a-f]*$/.test(sha256)) throw new ConfigError("sha256 is not hexadecimal");
+  return Object.freeze({
+    model,
+    file: text(raw.file, "file", { optional: true }),
+    sha256,
+    name: text(raw.name, "name", { optional: true }),
+    version: text(raw.version, "version", { optional: true }),
+    genres: Object.freeze(genres),
+    thresholds: Object.freeze(thresholds),
+    default_threshold: raw.default_threshold === undefined ? 0.5 : number(raw.default_threshold, "default_threshold", 0, 1),
+    size: integer(raw.size, "size", 1, LIMITS.size),
+    input_dtype: raw.input_dtype,
+    input_lut: Object.freeze(lut),
+    output_scale: number(raw.output_scale, "output_scale", 0, 1e6),
+    output_zero_point: integer(raw.output_zero_point, "output_zero_point", -(2 ** 31), 2 ** 31 - 1),
+    runtime,
+    runtime_versions: Object.freeze(
+      Object.fromEntries(RUNTIMES.map((r) => [r, text(versions[r], `runtime_versions.${r}`, { optional: true })])),
+    ),
+    threads: raw.threads === undefined ? 0 : integer(raw.threads, "threads", 0, LIMITS.threads),
+  });
+}
+
+// At most `limit` bytes of a response body; a longer body is an error, not read further.
+export async function readBounded(response, limit, what) {
+  const declared = Number(response.headers.get("content-length"));
+  if (declared > limit) throw new Error(`${what} is larger than ${limit} bytes`);
+  const reader = response.body.getReader();
+  const chunks = [];
+  let total = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    total += value.length;
+    if (total > limit) {
+      await reader.cancel();
+      throw new Error(`${what} is larger than ${limit} bytes`);
+    }
+    chunks.push(value);
+  }
+  const bytes = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return bytes;
+}
+
+export function parseConfig(bytes) {
+  let source;
+  try {
+    source = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new ConfigError("not UTF-8 text");
+  }
+  let raw;
+  try {
+    raw = JSON.parse(source);
+  } catch {
+    throw new ConfigError("not valid JSON");
+  }
+  return checkConfig(raw);
 }
 
 export async function loadConfig(url = "model.json") {
   const response = await fetch(url);
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
-  return response.json();
+  return parseConfig(await readBounded(response, LIMITS.configBytes, url));
 }
 
 export async function loadModelBytes(config) {
   const response = await fetch(config.model);
   if (!response.ok) throw new Error(`${config.model}: HTTP ${response.status}`);
-  return new Uint8Array(await response.arrayBuffer());
+  return readBounded(response, LIMITS.modelBytes, config.model);
 }
 
 // Genres at or above their threshold, in model order.
