@@ -41,7 +41,6 @@ import contextlib
 import functools
 import json
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -984,17 +983,6 @@ def write_page(model: Path, out: Path, runtime: str = PAGE_RUNTIME) -> Site:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return Site(out, site.config)
-
-
-# Characters a terminal acts on rather than shows: C0/C1 controls (escape sequences among
-# them) and the bidi marks that reorder a line.
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-
-
-def terminal_text(text: str) -> str:
-    """`text` (a model's name, label, version) safe to print: what a terminal would act on
-    is shown escaped (`\\x1b`, `\\u202e`). Pure."""
-    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 @dataclass(frozen=True)

@@ -1064,7 +1064,7 @@ def web(
         raise PosterliteError("--screenshot needs --check POSTER")
     site = browser.write_page(model, out, runtime)
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    text = browser.terminal_text  # names and labels come from the model: printed inert
+    text = display  # names and labels come from the model: printed inert
     click.echo(f"{out}: {text(site.config['name'])} v{text(site.config['version']) or '-'} "
                f"({runtime}, {size / 1e6:.1f} MB)")  # fmt: skip
     if check_poster:

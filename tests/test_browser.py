@@ -328,17 +328,6 @@ def test_page_files_carry_the_csp_and_build_no_markup_from_strings() -> None:
     assert "'unsafe-eval'" not in browser.CONTENT_SECURITY_POLICY.replace("wasm-unsafe-eval", "")
 
 
-def test_terminal_text_escapes_what_a_terminal_would_act_on() -> None:
-    """`posterlite web` prints a model's name and labels: escape sequences, other controls
-    and bidi overrides are shown escaped, everything else as it is."""
-    assert browser.terminal_text("Drama") == "Drama"
-    assert browser.terminal_text("é 🎬 <b>x</b> &amp;") == "é 🎬 <b>x</b> &amp;"
-    hostile = "a\x1b]0;pwned\x07b\x1b[2J\u202ec\x00\r\n\x9b"
-    shown = browser.terminal_text(hostile)
-    assert shown == "a\\x1b]0;pwned\\x07b\\x1b[2J\\u202ec\\x00\\r\\n\\x9b"
-    assert shown.isprintable()
-
-
 def _raw_status(base: str, request: bytes) -> int:
     """Send one raw request line (bytes http.client would refuse) and read the status."""
     host, port = base.removeprefix("http://").rstrip("/").split(":")
