@@ -13,6 +13,7 @@ from pathlib import Path
 import click
 
 from posterlite import __version__
+from posterlite.archs import ARCH_NAMES, BACKBONE_NAMES
 from posterlite.errors import PosterliteError
 
 # click >= 8.2 raises this (a UsageError) for a bare group; it carries the help text.
@@ -154,7 +155,7 @@ def backbone() -> None:
 @click.option(
     "--arch",
     required=True,
-    type=click.Choice(["mobilenet_v1", "mobilenet_v2"]),
+    type=click.Choice(BACKBONE_NAMES),
     help="Keras architecture to fill.",
 )
 @click.option(
@@ -204,7 +205,6 @@ def backbone_import(
 
 
 # --- train ------------------------------------------------------------------------
-_TRAIN_ARCHS = ("cnn", "mobilenet_v1", "mobilenet_v2")
 
 
 def _check_weights_file(path: Path | None) -> None:
@@ -236,7 +236,7 @@ def _echo_grid(result, out: Path) -> None:
 @click.option(
     "--model",
     "arch",
-    type=click.Choice(_TRAIN_ARCHS),
+    type=click.Choice(ARCH_NAMES),
     default="mobilenet_v1",
     show_default=True,
     help="Architecture.",
@@ -518,7 +518,7 @@ def train(
 @click.option(
     "--model",
     "archs",
-    type=click.Choice(_TRAIN_ARCHS),
+    type=click.Choice(ARCH_NAMES),
     multiple=True,
     help="Only these architectures (repeatable; default: all three).",
 )

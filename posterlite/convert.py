@@ -34,7 +34,7 @@ from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, atomic_write_text
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.metadata import MetadataSpec, Quantization, embed_metadata, write_sidecar
-from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
+from posterlite.preprocess import IMAGE_SUFFIXES, PosterDecodeError, load_poster, pixels_to_input
 from posterlite.quiet import Captured, captured_output
 
 FORMATS: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8")
@@ -43,7 +43,6 @@ CONVERT_LOG = "conversion.log"  # the converter's C++ output, beside conversion.
 DEFAULT_MAX_DROP = 0.01
 DEFAULT_CALIBRATION_LIMIT = 200
 REPO_CALIBRATION = Path(__file__).resolve().parents[1] / "calibration"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
 
 
 @dataclass(frozen=True)

@@ -58,10 +58,9 @@ from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.manifest import ManifestRow, write_manifest
-from posterlite.preprocess import PosterDecodeError, load_poster
+from posterlite.preprocess import IMAGE_SUFFIXES, PosterDecodeError, load_poster
 
 FORMATS: tuple[str, ...] = ("kaggle", "multihot", "folders", "streaming")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Where a CSV layout's posters live, in order of preference; else the CSV's own folder.
 POSTER_DIRS: tuple[str, ...] = ("MoviePosters", "posters", "Posters", "Images", "images")
 # CSV names preferred when a folder holds several CSV files.

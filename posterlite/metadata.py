@@ -31,17 +31,16 @@ from flatbuffers.table import Table
 
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_text
-from posterlite.genres import default_scheme
+from posterlite.genres import DEFAULT_THRESHOLD, default_scheme
+from posterlite.interpreter import TFLITE_IDENTIFIER
 from posterlite.preprocess import NORM_MEAN, NORM_STD
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
-TFLITE_IDENTIFIER = b"TFL3"
 # Every field used here exists since metadata schema 1.0.0.
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
 THRESHOLDS_FILE = "thresholds.json"
-DEFAULT_THRESHOLD = 0.5
 
 # Enum values of metadata_schema.fbs.
 _FILE_TYPE_UNKNOWN = 0

@@ -54,6 +54,8 @@ NORM_STD = 127.5
 # A poster is at most a few thousand pixels a side; anything past this is a decompression
 # bomb or a mislabelled panorama, and decoding it would cost gigabytes.
 MAX_PIXELS = 40_000_000
+# File suffixes read as posters wherever a folder is listed (data, calibration, predict).
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Keys every cache of decoded pixels / features (posterlite.train): change it whenever
 # `load_poster` or `pixels_to_input` changes the pixels a model sees.
 PREPROCESS_VERSION = "posterlite-preprocess-2:stretch-mediapipe-cpu-bilinear-rgb-white-alpha:[-1,1]"

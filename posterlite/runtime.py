@@ -29,9 +29,11 @@ from typing import Any
 import numpy as np
 
 from posterlite.errors import PosterliteError
+from posterlite.genres import DEFAULT_THRESHOLD
 from posterlite.interpreter import interpreter_class, load_interpreter
 from posterlite.metadata import read_metadata
 from posterlite.preprocess import (
+    IMAGE_SUFFIXES,
     NORM_MEAN,
     NORM_STD,
     PosterDecodeError,
@@ -39,7 +41,6 @@ from posterlite.preprocess import (
     pixels_to_input,
 )
 
-DEFAULT_THRESHOLD = 0.5
 # Kept for callers of the names this module used to define (`convert` uses the class).
 _interpreter_class = interpreter_class
 
@@ -471,7 +472,6 @@ def _encoded(image: Any) -> bytes:
 _GLOB_CHARS = set("*?[")
 # Inside a directory only image-looking files are posters (a CSV beside them is not);
 # a file named explicitly is always tried, and reported if it does not decode.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 
 
 def _looks_like_image(path: Path) -> bool:
