@@ -21,23 +21,16 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Literal, cast
+from typing import Literal
 
 import numpy as np
 
 from posterlite.bench.environment import capture
 from posterlite.bench.paths import repo_relative
 from posterlite.bench.ratios import BROWSER_RATIO_GOAL
-from posterlite.bench.records import (
-    JSONObject,
-    as_object,
-    field_of,
-    read_floats,
-    read_int,
-    read_str,
-)
+from posterlite.bench.records import JSONObject, JSONReader
 from posterlite.bench.targets.browser import BrowserMeasurement, device_record
 from posterlite.bench.targets.browser import measure as page
 from posterlite.bench.timing import round_ratio, time_invokes
@@ -180,6 +173,31 @@ def browser_block(model: Path, poster: Path, runs: int, warmup: int) -> list[Bro
     return [by_config[c] for c in CONFIGS]
 
 
+@dataclass
+class PageConfig:
+    """One (format, runtime, threads asked) configuration's figures, round by round."""
+
+    format: str
+    runtime: str
+    threads_requested: int
+    p50_ms: list[float] = field(default_factory=list)
+    load_ms: list[float] = field(default_factory=list)
+    rounds: list[dict[str, str | None]] = field(default_factory=list)  # ROUND_KEYS per round
+    device: dict[str, str] = field(default_factory=dict)  # the last round's full record
+    runtime_package: str = ""
+    page_scores: list[float] = field(default_factory=list)  # the last round's, on the poster
+
+    def add_round(self, m: BrowserMeasurement) -> None:
+        """Record one round's measurement of this configuration."""
+        record = device_record(m)
+        self.p50_ms.append(float(np.percentile(m.warm_ms, 50)))
+        self.load_ms.append(m.model_load_ms)
+        self.rounds.append({k: record.get(k) for k in ROUND_KEYS})
+        self.device = record
+        self.runtime_package = record["runtime_package"]
+        self.page_scores = [float(v) for v in m.scores[0]]
+
+
 def _echo(line: str) -> None:
     print(line, file=sys.stderr)
 
@@ -209,14 +227,7 @@ def measure(
         natives[fmt] = native_model(path, poster, THREADS)
         models[fmt]["native_scores"] = natives[fmt].scores
     native: dict[str, dict[int, list[float]]] = {fmt: {c: [] for c in THREADS} for fmt in files}
-    configs: dict[str, list[dict[str, object]]] = {
-        fmt: [
-            {"format": fmt, "runtime": r, "threads_requested": t, "p50_ms": [], "load_ms": [],
-             "rounds": []}
-            for r, t in CONFIGS
-        ]
-        for fmt in files
-    }  # fmt: skip
+    configs = {fmt: [PageConfig(fmt, r, t) for r, t in CONFIGS] for fmt in files}
     chromium = ""
     orders = []
     for index in range(rounds):
@@ -226,23 +237,16 @@ def measure(
             for count, p50 in native_block(natives[fmt], runs, warmup).items():
                 native[fmt][count].append(p50)
             measured = browser_block(files[fmt], poster, runs, warmup)
-            for entry, m in zip(configs[fmt], measured, strict=True):
+            for config, m in zip(configs[fmt], measured, strict=True):
                 chromium = m.chromium
-                record = device_record(m)
-                cast(list[float], entry["p50_ms"]).append(float(np.percentile(m.warm_ms, 50)))
-                cast(list[float], entry["load_ms"]).append(m.model_load_ms)
-                cast(list[object], entry["rounds"]).append({k: record.get(k) for k in ROUND_KEYS})
-                entry["device"] = record  # the last round's full record
-                entry["runtime_package"] = record["runtime_package"]
-                entry["page_scores"] = [float(v) for v in m.scores[0]]  # the last round's
+                config.add_round(m)
             log(
                 f"round {index + 1}/{rounds} {fmt}: native "
                 + ", ".join(f"{c}t {native[fmt][c][-1]:.2f} ms" for c in THREADS)
                 + "; browser "
                 + ", ".join(
-                    f"{e['runtime']} {e['threads_requested']}t "
-                    f"{cast(list[float], e['p50_ms'])[-1]:.2f} ms"
-                    for e in configs[fmt]
+                    f"{c.runtime} {c.threads_requested}t {c.p50_ms[-1]:.2f} ms"
+                    for c in configs[fmt]
                 )
             )
     return {
@@ -266,7 +270,7 @@ def measure(
         "native_p50_ms": {
             fmt: {str(c): v for c, v in per_count.items()} for fmt, per_count in native.items()
         },
-        "browser": [entry for fmt in files for entry in configs[fmt]],
+        "browser": [asdict(config) for fmt in files for config in configs[fmt]],
     }
 
 
@@ -277,7 +281,7 @@ def normalized(payload: JSONObject) -> JSONObject:
     int8 format; nothing else changes."""
     if "formats" in payload:
         return payload
-    entries = cast(Sequence[JSONObject], field_of(payload, "browser"))
+    entries = [e.data for e in JSONReader(payload, "browser_ratio").children("browser")]
     return {
         **payload,
         "formats": [REFERENCE],
@@ -336,33 +340,34 @@ class RatioRow:
 
 
 def analyse(payload: JSONObject) -> list[RatioRow]:
-    """Every configuration of a record with its ratios (see `RatioRow`)."""
-    payload = normalized(payload)
-    target = float(cast(float, field_of(payload, "target_ratio")))
-    natives = as_object(field_of(payload, "native_p50_ms"), "native_p50_ms")
-    entries = [as_object(e, "entry") for e in cast(Sequence[object], payload["browser"])]
+    """Every configuration of a record with its ratios (see `RatioRow`); raises
+    PosterliteError for a record it cannot read."""
+    record = JSONReader(normalized(payload), "browser_ratio")
+    target = record.number("target_ratio")
+    natives = record.child("native_p50_ms")
+    entries = record.children("browser")
     reference = {
-        (read_str(e["runtime"], "runtime"), read_int(e["threads_requested"], "threads")): e
+        (e.text("runtime"), e.integer("threads_requested")): e
         for e in entries
-        if e["format"] == REFERENCE
+        if e.text("format") == REFERENCE
     }
     out = []
     for entry in entries:
-        fmt, runtime = read_str(entry["format"], "format"), read_str(entry["runtime"], "runtime")
-        asked = read_int(entry["threads_requested"], "threads_requested")
-        rounds = tuple(as_object(r, "round") for r in cast(Sequence[object], entry["rounds"]))
+        fmt, runtime = entry.text("format"), entry.text("runtime")
+        asked = entry.integer("threads_requested")
+        rounds = tuple(r.data for r in entry.children("rounds"))
         used = sorted({str(r.get("threads")) for r in rounds})
         threads = used[0] if len(used) == 1 else "varied"
-        p50 = read_floats(entry["p50_ms"], "p50_ms")
-        same = as_object(natives.get(fmt, {}), "native").get(threads)
-        int8 = as_object(natives.get(REFERENCE, {}), "native").get(threads)
-        native = None if same is None else read_floats(same, "native_p50_ms")
+        p50 = entry.numbers("p50_ms")
+        same, int8 = (natives.child(f, {}) for f in (fmt, REFERENCE))
+        native = same.numbers(threads) if threads in same.data else None
+        int8_native = int8.numbers(threads) if threads in int8.data else None
         page = reference.get((runtime, asked))
+        scores = entry.get("page_scores", None)
         vs_page = None
         if fmt != REFERENCE and page is not None:
-            ratio, per_round = round_ratio(p50, read_floats(page["p50_ms"], "p50_ms"))
+            ratio, per_round = round_ratio(p50, page.numbers("p50_ms"))
             vs_page = PageComparison(ratio, per_round, sum(v < 1 for v in per_round))
-        scores = entry.get("page_scores")
         out.append(
             RatioRow(
                 format=fmt,
@@ -370,13 +375,13 @@ def analyse(payload: JSONObject) -> list[RatioRow]:
                 threads_requested=asked,
                 threads_used=threads,
                 p50_ms=p50,
-                load_ms=read_floats(entry["load_ms"], "load_ms"),
+                load_ms=entry.numbers("load_ms"),
                 rounds=rounds,
                 variants=tuple(sorted({str(r.get("wasm_variant")) for r in rounds})),
-                page_scores=None if scores is None else read_floats(scores, "page_scores"),
+                page_scores=None if scores is None else entry.numbers("page_scores"),
                 native=native,
                 result=None if native is None else verdict(p50, native, target),
-                to_int8=None if int8 is None else verdict(p50, read_floats(int8, "int8"), target),
+                to_int8=None if int8_native is None else verdict(p50, int8_native, target),
                 vs_int8_page=vs_page,
             )
         )

@@ -125,27 +125,27 @@ def parse_formats(text: str) -> tuple[str, ...]:
     return chosen
 
 
-def parse_threads(text: str, option: str = "--threads") -> tuple[int, ...]:
-    """`1,2` -> (1, 2); raises PosterliteError unless positive integers."""
+def positive_ints(text: str, option: str, example: str, rule: str) -> tuple[int, ...]:
+    """`1,2` -> (1, 2); raises PosterliteError (`option`, the `example`, the `rule` broken)
+    unless comma-separated integers >= 1."""
     try:
         values = tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError as exc:
-        raise PosterliteError(f"{option} takes integers like 1,2 (got {text!r})") from exc
+        raise PosterliteError(f"{option} takes integers like {example} (got {text!r})") from exc
     if not values or any(v < 1 for v in values):
-        raise PosterliteError(f"{option} must be positive integers (got {text!r})")
+        raise PosterliteError(f"{option} {rule} (got {text!r})")
     return values
+
+
+def parse_threads(text: str, option: str = "--threads") -> tuple[int, ...]:
+    """`1,2` -> (1, 2); raises PosterliteError unless positive integers."""
+    return positive_ints(text, option, "1,2", "must be positive integers")
 
 
 def parse_throttles(text: str) -> tuple[int, ...]:
     """`--cpu-throttle 1,4` -> (1, 4); rates are >= 1 (1 = no slowdown); raises
     PosterliteError otherwise."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise PosterliteError(f"--cpu-throttle takes integers like 1,4 (got {text!r})") from exc
-    if not values or any(v < 1 for v in values):
-        raise PosterliteError(f"--cpu-throttle rates must be >= 1 (got {text!r})")
-    return values
+    return positive_ints(text, "--cpu-throttle", "1,4", "rates must be >= 1")
 
 
 def parse_runtimes(text: str | None) -> tuple[str, ...]:

@@ -41,12 +41,33 @@ JSONObject = Mapping[str, object]
 
 
 # ------------------------------------------------------------------- reading JSON values
-# Each reads one JSON value as its Python type, or raises PosterliteError naming the key.
-def field_of(data: JSONObject, key: str) -> object:
-    """`data[key]`; raises PosterliteError when the key is missing."""
-    if key not in data:
-        raise PosterliteError(f"bench record: missing {key!r}")
-    return data[key]
+_MISSING = object()
+
+
+def _number(value: object, key: str) -> float:
+    if value is None:  # NaN is written as null (strict JSON)
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PosterliteError(f"bench record: {key} is not a number ({value!r})")
+    return float(value)
+
+
+def _integer(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PosterliteError(f"bench record: {key} is not an integer ({value!r})")
+    return value
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise PosterliteError(f"bench record: {key} is not a string ({value!r})")
+    return value
+
+
+def _items(value: object, key: str) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise PosterliteError(f"bench record: {key} is not a list")
+    return list(value)
 
 
 def as_object(value: object, what: str) -> JSONObject:
@@ -56,72 +77,82 @@ def as_object(value: object, what: str) -> JSONObject:
     return cast(JSONObject, value)
 
 
-def read_float(value: object, key: str) -> float:
-    """A JSON number as float (null: NaN, how strict JSON writes it); raises otherwise."""
-    if value is None:  # NaN is written as null (strict JSON)
-        return float("nan")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PosterliteError(f"bench record: {key} is not a number ({value!r})")
-    return float(value)
+@dataclass(frozen=True)
+class JSONReader:
+    """Typed reads from one JSON object. Each returns the value at `key` as its Python type
+    (`default` when the key is missing and a default is given) and raises PosterliteError
+    naming the key when it is missing or of another type."""
 
+    data: JSONObject
+    what: str = "record"
 
-def read_opt_float(value: object, key: str) -> float | None:
-    """A JSON number as float, or None for null; raises otherwise."""
-    return None if value is None else read_float(value, key)
+    @classmethod
+    def of(cls, value: object, what: str) -> JSONReader:
+        """A reader of `value`; raises PosterliteError when it is not a JSON object."""
+        return cls(as_object(value, what), what)
 
+    def get(self, key: str, default: object = _MISSING) -> object:
+        """The raw value at `key`."""
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            raise PosterliteError(f"bench record: {self.what} has no {key!r}")
+        return default
 
-def read_int(value: object, key: str) -> int:
-    """A JSON integer; raises PosterliteError otherwise (booleans included)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PosterliteError(f"bench record: {key} is not an integer ({value!r})")
-    return value
+    def number(self, key: str, default: object = _MISSING) -> float:
+        """A number as float (null: NaN, how strict JSON writes it)."""
+        return _number(self.get(key, default), key)
 
+    def opt_number(self, key: str) -> float | None:
+        """A number as float; None when missing or null."""
+        value = self.get(key, None)
+        return None if value is None else _number(value, key)
 
-def read_opt_int(value: object, key: str) -> int | None:
-    """A JSON integer, or None for null; raises otherwise."""
-    return None if value is None else read_int(value, key)
+    def integer(self, key: str, default: object = _MISSING) -> int:
+        """An integer (a boolean is not one)."""
+        return _integer(self.get(key, default), key)
 
+    def opt_integer(self, key: str) -> int | None:
+        """An integer; None when missing or null."""
+        value = self.get(key, None)
+        return None if value is None else _integer(value, key)
 
-def read_str(value: object, key: str) -> str:
-    """A JSON string; raises PosterliteError otherwise."""
-    if not isinstance(value, str):
-        raise PosterliteError(f"bench record: {key} is not a string ({value!r})")
-    return value
+    def text(self, key: str, default: object = _MISSING) -> str:
+        """A string."""
+        return _text(self.get(key, default), key)
 
+    def choice(self, key: str, allowed: object) -> str:
+        """A string that is one of the `Literal` type `allowed`'s values."""
+        value = self.text(key)
+        if value not in get_args(allowed):
+            raise PosterliteError(
+                f"bench record: {key} {value!r} is not one of {get_args(allowed)}"
+            )
+        return value
 
-def read_strings(value: object, key: str) -> tuple[str, ...]:
-    """A JSON list of strings as a tuple; raises PosterliteError otherwise."""
-    if not isinstance(value, list | tuple):
-        raise PosterliteError(f"bench record: {key} is not a list")
-    return tuple(read_str(v, key) for v in value)
+    def numbers(self, key: str, default: object = _MISSING) -> tuple[float, ...]:
+        """A list of numbers as a tuple of floats."""
+        return tuple(_number(v, key) for v in _items(self.get(key, default), key))
 
+    def integers(self, key: str, default: object = _MISSING) -> tuple[int, ...]:
+        """A list of integers as a tuple."""
+        return tuple(_integer(v, key) for v in _items(self.get(key, default), key))
 
-def read_floats(value: object, key: str) -> tuple[float, ...]:
-    """A JSON list of numbers as a tuple of floats; raises PosterliteError otherwise."""
-    if not isinstance(value, list | tuple):
-        raise PosterliteError(f"bench record: {key} is not a list")
-    return tuple(read_float(v, key) for v in value)
+    def texts(self, key: str, default: object = _MISSING) -> tuple[str, ...]:
+        """A list of strings as a tuple."""
+        return tuple(_text(v, key) for v in _items(self.get(key, default), key))
 
+    def child(self, key: str, default: object = _MISSING) -> JSONReader:
+        """A reader of the object at `key`."""
+        return JSONReader.of(self.get(key, default), key)
 
-def read_ints(value: object, key: str) -> tuple[int, ...]:
-    """A JSON list of integers as a tuple; raises PosterliteError otherwise."""
-    if not isinstance(value, list | tuple):
-        raise PosterliteError(f"bench record: {key} is not a list")
-    return tuple(read_int(v, key) for v in value)
+    def children(self, key: str, default: object = _MISSING) -> list[JSONReader]:
+        """Readers of the objects listed at `key`."""
+        return [JSONReader.of(v, key) for v in _items(self.get(key, default), key)]
 
-
-def read_string_map(value: object, key: str) -> dict[str, str]:
-    """A JSON object as str -> str; raises PosterliteError when it is not an object."""
-    return {str(k): str(v) for k, v in as_object(value, key).items()}
-
-
-def read_literal(value: object, allowed: object, key: str) -> str:
-    """A JSON string that is one of the `Literal` type `allowed`'s values; raises
-    PosterliteError otherwise."""
-    text = read_str(value, key)
-    if text not in get_args(allowed):
-        raise PosterliteError(f"bench record: {key} {text!r} is not one of {get_args(allowed)}")
-    return text
+    def string_map(self, key: str) -> dict[str, str]:
+        """The object at `key` as str -> str ({} when missing or null)."""
+        return {str(k): str(v) for k, v in as_object(self.get(key, None) or {}, key).items()}
 
 
 def to_json_value(record: object) -> object:
@@ -133,43 +164,32 @@ def to_json_value(record: object) -> object:
 
 def accuracy_from_json(data: object) -> MultiLabelReport:
     """A `metrics.MultiLabelReport` from its JSON form (as `BenchRow.accuracy` is written)."""
-    obj = as_object(data, "accuracy")
+    obj = JSONReader.of(data, "accuracy")
     per_genre = []
-    for item in cast(Sequence[object], field_of(obj, "per_genre")):
-        g = as_object(item, "per_genre")
-        tn, fp, fn, tp = read_ints(field_of(g, "confusion"), "confusion")
+    for g in obj.children("per_genre"):
+        tn, fp, fn, tp = g.integers("confusion")
         per_genre.append(
             GenreMetrics(
-                genre=read_str(field_of(g, "genre"), "genre"),
-                precision=read_float(field_of(g, "precision"), "precision"),
-                recall=read_float(field_of(g, "recall"), "recall"),
-                f1=read_float(field_of(g, "f1"), "f1"),
-                average_precision=read_float(field_of(g, "average_precision"), "average_precision"),
-                support=read_int(field_of(g, "support"), "support"),
-                threshold=read_float(field_of(g, "threshold"), "threshold"),
+                genre=g.text("genre"),
+                precision=g.number("precision"),
+                recall=g.number("recall"),
+                f1=g.number("f1"),
+                average_precision=g.number("average_precision"),
+                support=g.integer("support"),
+                threshold=g.number("threshold"),
                 confusion=(tn, fp, fn, tp),
             )
         )
-    figures = {
-        key: read_float(field_of(obj, key), key)
-        for key in (
-            "macro_f1",
-            "micro_f1",
-            "mean_average_precision",
-            "hamming_loss",
-            "subset_accuracy",
-            "paper_accuracy",
-            "paper_precision",
-            "paper_recall",
-            "paper_f1",
-        )
-    }
+    figures = (
+        "macro_f1", "micro_f1", "mean_average_precision", "hamming_loss", "subset_accuracy",
+        "paper_accuracy", "paper_precision", "paper_recall", "paper_f1",
+    )  # fmt: skip
     return MultiLabelReport(
-        genres=read_strings(field_of(obj, "genres"), "genres"),
-        n_samples=read_int(field_of(obj, "n_samples"), "n_samples"),
+        genres=obj.texts("genres"),
+        n_samples=obj.integer("n_samples"),
         per_genre=tuple(per_genre),
-        thresholds=read_floats(obj.get("thresholds", ()), "thresholds"),
-        **figures,
+        thresholds=obj.numbers("thresholds", ()),
+        **{key: obj.number(key) for key in figures},
     )
 
 
@@ -195,18 +215,19 @@ class KerasReference:
     @classmethod
     def from_dict(cls, data: JSONObject) -> KerasReference | None:
         """The reference in `data` (a sidecar's `keras_reference`), or None when malformed."""
+        obj = JSONReader(data, "keras_reference")
         try:
             return cls(
-                mean_average_precision=read_float(field_of(data, "mean_average_precision"), "mAP"),
-                macro_f1=read_float(field_of(data, "macro_f1"), "macro_f1"),
-                posters=read_int(field_of(data, "posters"), "posters"),
-                data=str(field_of(data, "data")),
-                data_digest=str(field_of(data, "data_digest")),
-                pixels_digest=str(field_of(data, "pixels_digest")),
-                input_size=read_int(field_of(data, "input_size"), "input_size"),
-                keras_sha256=str(field_of(data, "keras_sha256")),
-                accuracy=dict(as_object(data.get("accuracy") or {}, "accuracy")),
-                preprocess_version=str(data.get("preprocess_version", "")),
+                mean_average_precision=obj.number("mean_average_precision"),
+                macro_f1=obj.number("macro_f1"),
+                posters=obj.integer("posters"),
+                data=str(obj.get("data")),
+                data_digest=str(obj.get("data_digest")),
+                pixels_digest=str(obj.get("pixels_digest")),
+                input_size=obj.integer("input_size"),
+                keras_sha256=str(obj.get("keras_sha256")),
+                accuracy=dict(as_object(obj.get("accuracy", None) or {}, "accuracy")),
+                preprocess_version=str(obj.get("preprocess_version", "")),
             )
         except PosterliteError:
             return None
@@ -289,18 +310,15 @@ class LatencyStats:
     @classmethod
     def from_json(cls, data: object) -> LatencyStats:
         """The statistics as `to_json_value` wrote them."""
-        obj = as_object(data, "latency")
-        opt = {
-            key: read_opt_float(obj.get(key), key)
-            for key in ("p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "first_ms",
-                        "p5_ms", "p95_ms", "pooled_p50_ms")
-        }  # fmt: skip
+        obj = JSONReader.of(data, "latency")
+        optional = ("p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "first_ms",
+                    "p5_ms", "p95_ms", "pooled_p50_ms")  # fmt: skip
         return cls(
-            count=read_int(field_of(obj, "count"), "count"),
-            mean_ms=read_float(field_of(obj, "mean_ms"), "mean_ms"),
-            rounds=read_int(obj.get("rounds", 1), "rounds"),
-            round_p50_ms=read_floats(obj.get("round_p50_ms", ()), "round_p50_ms"),
-            **opt,
+            count=obj.integer("count"),
+            mean_ms=obj.number("mean_ms"),
+            rounds=obj.integer("rounds", 1),
+            round_p50_ms=obj.numbers("round_p50_ms", ()),
+            **{key: obj.opt_number(key) for key in optional},
         )
 
 
@@ -346,37 +364,34 @@ class BenchRow:
     @classmethod
     def from_json(cls, data: object) -> BenchRow:
         """A row as `BenchReport.to_json` wrote it (schema 2 rows included)."""
-        obj = as_object(data, "row")
-        latency, accuracy, delta = obj.get("latency"), obj.get("accuracy"), obj.get("vs_keras")
+        obj = JSONReader.of(data, "row")
+        latency, accuracy = obj.get("latency", None), obj.get("accuracy", None)
         vs_keras = None
-        if delta is not None:
-            d = as_object(delta, "vs_keras")
-            vs_keras = KerasDelta(
-                read_float(field_of(d, "mean_average_precision"), "vs_keras"),
-                read_float(field_of(d, "macro_f1"), "vs_keras"),
-                cast(Literal["measured", "recorded"], read_str(field_of(d, "source"), "source")),
-            )
+        if obj.get("vs_keras", None) is not None:
+            d = obj.child("vs_keras")
+            source = cast(Literal["measured", "recorded"], d.text("source"))
+            vs_keras = KerasDelta(d.number("mean_average_precision"), d.number("macro_f1"), source)
         return cls(
-            model=read_str(field_of(obj, "model"), "model"),
-            format=read_str(field_of(obj, "format"), "format"),
-            kind=cast(Kind, read_literal(field_of(obj, "kind"), Kind, "kind")),
-            path=read_str(field_of(obj, "path"), "path"),
-            target=cast(Where, read_literal(field_of(obj, "target"), Where, "target")),
-            threads=read_opt_int(obj.get("threads"), "threads"),
-            size_bytes=read_int(field_of(obj, "size_bytes"), "size_bytes"),
+            model=obj.text("model"),
+            format=obj.text("format"),
+            kind=cast(Kind, obj.choice("kind", Kind)),
+            path=obj.text("path"),
+            target=cast(Where, obj.choice("target", Where)),
+            threads=obj.opt_integer("threads"),
+            size_bytes=obj.integer("size_bytes"),
             latency=None if latency is None else LatencyStats.from_json(latency),
-            load_ms=read_opt_float(obj.get("load_ms"), "load_ms"),
-            end_to_end_ms=read_opt_float(obj.get("end_to_end_ms"), "end_to_end_ms"),
-            peak_memory_mb=read_opt_float(obj.get("peak_memory_mb"), "peak_memory_mb"),
-            memory_method=read_str(obj.get("memory_method", ""), "memory_method"),
+            load_ms=obj.opt_number("load_ms"),
+            end_to_end_ms=obj.opt_number("end_to_end_ms"),
+            peak_memory_mb=obj.opt_number("peak_memory_mb"),
+            memory_method=obj.text("memory_method", ""),
             accuracy=None if accuracy is None else accuracy_from_json(accuracy),
-            device=read_string_map(obj.get("device") or {}, "device"),
-            delegate=read_str(obj.get("delegate", "xnnpack"), "delegate"),
-            notes=list(read_strings(obj.get("notes", []), "notes")),
+            device=obj.string_map("device"),
+            delegate=obj.text("delegate", "xnnpack"),
+            notes=list(obj.texts("notes", [])),
             vs_keras=vs_keras,
-            end_to_end_p50_ms=read_opt_float(obj.get("end_to_end_p50_ms"), "end_to_end_p50_ms"),
-            end_to_end_p90_ms=read_opt_float(obj.get("end_to_end_p90_ms"), "end_to_end_p90_ms"),
-            model_fetch_ms=read_opt_float(obj.get("model_fetch_ms"), "model_fetch_ms"),
+            end_to_end_p50_ms=obj.opt_number("end_to_end_p50_ms"),
+            end_to_end_p90_ms=obj.opt_number("end_to_end_p90_ms"),
+            model_fetch_ms=obj.opt_number("model_fetch_ms"),
         )
 
 
@@ -405,16 +420,16 @@ class Ratio:
     @classmethod
     def from_json(cls, data: object) -> Ratio:
         """A ratio as `BenchReport.to_json` wrote it (its `met` is recomputed)."""
-        obj = as_object(data, "ratio")
+        obj = JSONReader.of(data, "ratio")
         return cls(
-            name=read_str(field_of(obj, "name"), "name"),
-            numerator=read_str(field_of(obj, "numerator"), "numerator"),
-            denominator=read_str(field_of(obj, "denominator"), "denominator"),
-            threads=read_opt_int(obj.get("threads"), "threads"),
-            value=read_float(field_of(obj, "value"), "value"),
-            per_round=read_floats(obj.get("per_round", ()), "per_round"),
-            goal=read_opt_float(obj.get("goal"), "goal"),
-            note=read_str(obj.get("note", ""), "note"),
+            name=obj.text("name"),
+            numerator=obj.text("numerator"),
+            denominator=obj.text("denominator"),
+            threads=obj.opt_integer("threads"),
+            value=obj.number("value"),
+            per_round=obj.numbers("per_round", ()),
+            goal=obj.opt_number("goal"),
+            note=obj.text("note", ""),
         )
 
 
@@ -453,32 +468,26 @@ class RunSettings:
     @classmethod
     def from_json(cls, data: object) -> RunSettings:
         """Settings as `to_json_value` wrote them."""
-        obj = as_object(data, "settings")
+        obj = JSONReader.of(data, "settings")
 
-        def opt_ints(key: str) -> tuple[int, ...] | None:
-            return None if obj.get(key) is None else read_ints(obj[key], key)
+        def given(key: str) -> bool:
+            return obj.get(key, None) is not None
 
-        def opt_bool(key: str) -> bool | None:
-            value = obj.get(key)
-            return None if value is None else bool(value)
-
-        runtimes = obj.get("browser_runtimes")
-        app = obj.get("app_runtime")
         return cls(
-            models=read_strings(field_of(obj, "models"), "models"),
-            formats=read_strings(field_of(obj, "formats"), "formats"),
-            threads=read_ints(field_of(obj, "threads"), "threads"),
-            runs=read_int(field_of(obj, "runs"), "runs"),
-            warmup=read_int(field_of(obj, "warmup"), "warmup"),
-            rounds=read_int(field_of(obj, "rounds"), "rounds"),
-            threshold=read_float(field_of(obj, "threshold"), "threshold"),
-            references=bool(field_of(obj, "references")),
-            use_gpu=opt_bool("use_gpu"),
-            use_nnapi=opt_bool("use_nnapi"),
-            cpu_throttle=opt_ints("cpu_throttle"),
-            browser_runtimes=None if runtimes is None else read_strings(runtimes, "runtimes"),
-            browser_threads=read_opt_int(obj.get("browser_threads"), "browser_threads"),
-            app_runtime=None if app is None else read_str(app, "app_runtime"),
+            models=obj.texts("models"),
+            formats=obj.texts("formats"),
+            threads=obj.integers("threads"),
+            runs=obj.integer("runs"),
+            warmup=obj.integer("warmup"),
+            rounds=obj.integer("rounds"),
+            threshold=obj.number("threshold"),
+            references=bool(obj.get("references")),
+            use_gpu=bool(obj.get("use_gpu")) if given("use_gpu") else None,
+            use_nnapi=bool(obj.get("use_nnapi")) if given("use_nnapi") else None,
+            cpu_throttle=obj.integers("cpu_throttle") if given("cpu_throttle") else None,
+            browser_runtimes=obj.texts("browser_runtimes") if given("browser_runtimes") else None,
+            browser_threads=obj.opt_integer("browser_threads"),
+            app_runtime=obj.text("app_runtime") if given("app_runtime") else None,
         )
 
 
@@ -526,39 +535,38 @@ class BenchReport:
     def from_json(cls, data: str | JSONObject) -> BenchReport:
         """A report from JSON text or its parsed object; raises PosterliteError when it is
         not a posterlite bench report. Extra keys (a script's command, wall time) are left."""
-        obj = as_object(json.loads(data) if isinstance(data, str) else data, "report")
-        schema = obj.get("schema")
+        obj = JSONReader.of(json.loads(data) if isinstance(data, str) else data, "report")
+        schema = obj.get("schema", None)
         if schema not in READABLE_SCHEMAS:
             raise PosterliteError(f"not a posterlite bench report (schema {schema!r})")
         if schema == SCHEMA:
-            environment = Environment.from_json(field_of(obj, "environment"))
+            environment = Environment.from_json(obj.get("environment"))
         else:  # schema 2: `hardware` + `library_versions`, a script's `environment` beside
             merged = {
-                **as_object(obj.get("hardware") or {}, "hardware"),
-                "libraries": obj.get("library_versions") or {},
-                **as_object(obj.get("environment") or {}, "environment"),
+                **as_object(obj.get("hardware", None) or {}, "hardware"),
+                "libraries": obj.get("library_versions", None) or {},
+                **as_object(obj.get("environment", None) or {}, "environment"),
             }
             environment = Environment.from_json(merged)
-        data_obj = as_object(field_of(obj, "data"), "data")
-        path = data_obj.get("path")
-        references = as_object(obj.get("keras_references") or {}, "keras_references")
-        refs = {
-            str(name): KerasReference.from_dict(as_object(value, "keras_reference"))
-            for name, value in references.items()
+        data_obj = obj.child("data")
+        path = data_obj.get("path", None)
+        references = {
+            name: KerasReference.from_dict(as_object(value, "keras_reference"))
+            for name, value in as_object(obj.get("keras_references", None) or {}, "refs").items()
         }
         return cls(
-            rows=[BenchRow.from_json(r) for r in cast(Sequence[object], field_of(obj, "rows"))],
-            target=cast(Where, read_literal(field_of(obj, "target"), Where, "target")),
-            settings=RunSettings.from_json(field_of(obj, "settings")),
+            rows=[BenchRow.from_json(r.data) for r in obj.children("rows")],
+            target=cast(Where, obj.choice("target", Where)),
+            settings=RunSettings.from_json(obj.get("settings")),
             environment=environment,
             data=DataRecord(
-                path=None if path is None else read_str(path, "data.path"),
-                posters=read_int(data_obj.get("posters", 0), "data.posters"),
-                skipped_by_scan=read_int(data_obj.get("skipped_by_scan", 0), "data.skipped"),
+                path=None if path is None else str(path),
+                posters=data_obj.integer("posters", 0),
+                skipped_by_scan=data_obj.integer("skipped_by_scan", 0),
             ),
-            ratios=[Ratio.from_json(r) for r in cast(Sequence[object], obj.get("ratios", []))],
-            keras_references={k: v for k, v in refs.items() if v is not None},
-            warnings=list(read_strings(obj.get("warnings", []), "warnings")),
-            created=read_str(obj.get("created", ""), "created"),
-            memory_method=read_str(obj.get("memory_method", MEMORY_METHOD), "memory_method"),
+            ratios=[Ratio.from_json(r.data) for r in obj.children("ratios", [])],
+            keras_references={k: v for k, v in references.items() if v is not None},
+            warnings=list(obj.texts("warnings", [])),
+            created=obj.text("created", ""),
+            memory_method=obj.text("memory_method", MEMORY_METHOD),
         )
