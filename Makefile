@@ -1,4 +1,5 @@
-# The README's two commands: `make demo` (set up + run the main job) and `make test`.
+# The README's two commands: `make demo` (set up + run the main job) and `make test` (ruff,
+# mypy and the suite: `test` runs `lint` first).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -55,6 +56,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: $(STAMP) android-tools browser-tools lint
 	$(BIN)/pytest -q -rs

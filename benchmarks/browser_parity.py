@@ -113,7 +113,10 @@ def native_p50(model: Path, pixels: np.ndarray, runs: int, warmup: int) -> float
 def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]) -> dict:
     from posterlite import browser
     from posterlite.bench import load_labelled_set
-    from posterlite.fileio import jsonable, sha256_file
+    from posterlite.bench.environment import cpu_model
+    from posterlite.bench.targets.browser import device_record
+    from posterlite.bench.targets.browser import measure as measure_page
+    from posterlite.fileio import sha256_file
     from posterlite.runtime import PosterModel
 
     started = time.perf_counter()
@@ -132,7 +135,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]
     results: dict = {"runtimes": {}, "timings": [], "bench_wall_s": {}}
     for runtime in browser.RUNTIMES:
         t0 = time.perf_counter()
-        measured = browser.measure(
+        measured = measure_page(
             model, paths, throttles=(1, 4), runtimes=(runtime,), runs=runs, warmup=warmup,
             with_host_pixels=True,
         )  # fmt: skip
@@ -144,10 +147,10 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]
         }
         results["timings"] += [timing(m) for m in measured]
         results["chromium"] = first.chromium
-        results["device"] = browser.device_record(first)
+        results["device"] = device_record(first)
         results["runtimes"][runtime] = entry
     # MediaPipe resizing the browser-decoded poster itself (its own image-to-tensor path).
-    own = browser.measure(
+    own = measure_page(
         model, paths, throttles=(1,), runtimes=("mediapipe",), runs=runs, warmup=warmup,
         resize="runtime",
     )[0]  # fmt: skip
@@ -164,11 +167,17 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]
     t0 = time.perf_counter()
     bench = run_bench(BenchOptions(models=[str(model)], target="browser"))
     bench_wall = time.perf_counter() - t0
+    native_ratio = {  # browser row label -> its ratio to native LiteRT (same run)
+        r.numerator + str(r.threads): r.value for r in bench.ratios if r.name.startswith("browser")
+    }
     bench_rows = [
         {
             "target": row.target,
             "model": row.model,
             "device": row.device,
+            "end_to_end_p50_ms": row.end_to_end_p50_ms,
+            "end_to_end_p90_ms": row.end_to_end_p90_ms,
+            "p50_vs_native_litert": native_ratio.get(row.label + str(row.threads)),
             "load_ms": row.load_ms,
             "p50_ms": row.latency.p50_ms if row.latency else None,
             "p90_ms": row.latency.p90_ms if row.latency else None,
@@ -183,7 +192,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]
         "wall_s": bench_wall,
         "table": _scrub(summary_table(bench), model),
         "rows": bench_rows,
-        "settings": json.loads(_scrub(json.dumps(jsonable(bench.settings)), model)),
+        "settings": json.loads(_scrub(json.dumps(bench.settings.to_json_value()), model)),
     }
 
     # The page as a person meets it, per runtime, on the first poster of the sample.
@@ -216,7 +225,7 @@ def measure_all(model: Path, data: Path, runs: int, warmup: int, argv: list[str]
         "posters": len(paths),
         "genres": genres,
         "host": {"map": host_map, "native_litert_p50_ms": [native_before, native_after]},
-        "cpu": rio.cpu_model(),
+        "cpu": cpu_model(),
         "logical_cores": os.cpu_count(),
         "load_average_at_end": list(os.getloadavg()),
         "versions": browser.runtime_versions(browser.find_tools().modules),
@@ -355,11 +364,19 @@ def render(report: dict) -> str:
             lines.append(
                 f"- {d['model']}: load {row['load_ms']:.0f} ms, warm p50 {row['p50_ms']:.1f} / "
                 f"p90 {row['p90_ms']:.1f} ms, decode + resize + classify p50 "
-                f"{d.get('end_to_end_p50_ms', '-')} / p90 {d.get('end_to_end_p90_ms', '-')} ms, "
-                f"p50 = {d.get('p50_vs_native_litert', '-')}x native LiteRT, mAP {row['map']:.4f}"
+                f"{_figure(row, 'end_to_end_p50_ms')} / p90 {_figure(row, 'end_to_end_p90_ms')} "
+                f"ms, p50 = {_figure(row, 'p50_vs_native_litert')}x native LiteRT, mAP "
+                f"{row['map']:.4f}"
             )
         lines += ["", bench["table"]]
     return "\n".join(lines)
+
+
+def _figure(row: dict, key: str) -> str:
+    """A bench row's figure as recorded: a number in the row (2 decimals); a record from
+    before figures were numbers kept it as text in the row's device record."""
+    value = row.get(key, row["device"].get(key))
+    return "-" if value is None else f"{value:.2f}" if isinstance(value, float) else str(value)
 
 
 def _measure(args: argparse.Namespace, argv: list[str]) -> dict:

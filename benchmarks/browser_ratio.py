@@ -45,319 +45,61 @@ than the int8 page of the same runtime and threads (median of per-round p50 rati
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import results_io as rio
+
+from posterlite.bench.browser_ratio import REFERENCE, RatioRow, analyse, normalized, ratio_formats
+from posterlite.convert import FORMATS
 
 NAME = "browser_ratio"
 RUNTIME = "about 1 min on 2 cores for int8 alone, about 3 min for int8,fp32,fp16"
 DEFAULT_MODEL = rio.REPO / "models" / "mobilenet_v2" / "model.int8.tflite"
 SAMPLE = rio.REPO / "benchmarks" / "sample" / "Images"
-THREADS = (1, 2)
-# (runtime, threads asked): MediaPipe web has no threaded build, so it is asked for one.
-CONFIGS = (("mediapipe", 1), ("litert", 1), ("litert", 2))
 QUIET_LOAD = 1.0  # 1-min load average below which the machine counts as quiet (2 cores)
-REFERENCE = "int8"  # the shipped format: the target is judged on it, the others against it
-FORMATS = ("int8", "fp32", "fp16", "dynamic")
-
-
-def parse_formats(text: str) -> tuple[str, ...]:
-    """`int8,fp32` -> ("int8", "fp32"): known formats, no repeats, int8 among them."""
-    formats = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise ValueError(f"unknown format(s) {', '.join(unknown)} (known: {', '.join(FORMATS)})")
-    if REFERENCE not in formats:
-        raise ValueError(
-            f"--formats must include {REFERENCE}, the reference every row is read against"
-        )
-    return (REFERENCE, *(f for f in formats if f != REFERENCE))
-
-
-def format_files(int8: Path, folder: Path, formats: tuple[str, ...]) -> dict[str, Path]:
-    """Each format's file: int8 is `int8` itself, another is the one `*.<format>.tflite` in
-    `folder`. No such file, or several: PosterliteError."""
-    from posterlite.errors import PosterliteError
-
-    out = {REFERENCE: Path(int8)}
-    for fmt in formats:
-        if fmt == REFERENCE:
-            continue
-        found = sorted(Path(folder).glob(f"*.{fmt}.tflite"))
-        if len(found) != 1:
-            what = "no" if not found else f"{len(found)}"
-            raise PosterliteError(
-                f"{what} *.{fmt}.tflite in {rio.rel(folder)}: convert one with `posterlite "
-                f"convert MODEL_DIR --format {fmt} --out DIR` and pass --format-dir DIR"
-            )
-        out[fmt] = found[0]
-    return out
-
-
-def round_order(formats: tuple[str, ...], index: int) -> list[str]:
-    """Round `index`'s order of formats: rotated by one each round."""
-    shift = index % len(formats)
-    return list(formats[shift:] + formats[:shift])
-
-
-def native_interpreters(model: Path, poster: Path, threads: tuple[int, ...]) -> tuple[dict, list]:
-    """One LiteRT interpreter per thread count, fed the poster's pixels as `predict` feeds
-    them, and the model's scores on the poster."""
-    from posterlite.preprocess import load_poster
-    from posterlite.runtime import PosterModel
-
-    out, scores = {}, []
-    for count in threads:
-        model_ = PosterModel.load(model, threads=count)
-        pixels = load_poster(poster, model_.input_size)
-        if not scores:
-            scores = [float(v) for v in model_.predict_pixels(pixels)[0]]
-        interpreter = model_.interpreter
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], model_.prepare(pixels))
-        out[count] = interpreter
-    return out, scores
-
-
-def model_record(path: Path, reference: Path) -> dict:
-    """What the run records about a format's file; PosterliteError when it is not the same
-    model as the int8 reference (name, genres, input size from the metadata)."""
-    import json
-
-    from posterlite.errors import PosterliteError
-    from posterlite.fileio import sha256_file
-    from posterlite.metadata import read_metadata
-
-    info, ref = read_metadata(path), read_metadata(reference)
-    mine = (info.name, tuple(info.genres), info.input and tuple(info.input.shape))
-    theirs = (ref.name, tuple(ref.genres), ref.input and tuple(ref.input.shape))
-    if mine != theirs:
-        raise PosterliteError(
-            f"{rio.rel(path)} is not the same model as {rio.rel(reference)} "
-            f"(name, genres, input: {mine} vs {theirs})"
-        )
-    sidecar = path.with_suffix(".json")
-    source = None
-    if sidecar.is_file():
-        try:
-            source = json.loads(sidecar.read_text(encoding="utf-8")).get("source_model")
-        except ValueError:
-            source = None
-    return {
-        "path": rio.rel(path),
-        "sha256": sha256_file(path)[:12],
-        "size_bytes": path.stat().st_size,
-        "sidecar_source_model": rio.rel(source) if source else None,
-    }
-
-
-def native_block(interpreters: dict, runs: int, warmup: int) -> dict[int, float]:
-    """p50 (ms) of `runs` invokes per thread count, after `warmup` untimed ones."""
-    import numpy as np
-
-    from posterlite.bench import time_invokes
-
-    return {
-        count: float(np.percentile(time_invokes(interpreter.invoke, runs, warmup), 50) * 1e3)
-        for count, interpreter in interpreters.items()
-    }
-
-
-def browser_block(model: Path, poster: Path, runs: int, warmup: int) -> list:
-    """One Chromium, a fresh page per configuration in CONFIGS order."""
-    from posterlite import browser
-
-    runtimes = tuple(dict.fromkeys(r for r, _ in CONFIGS))
-    measured = browser.measure(
-        model, [poster], throttles=(1,), runtimes=runtimes, runs=runs, warmup=warmup,
-        threads=THREADS,
-    )  # fmt: skip
-    by_config = {(m.runtime, int(m.wasm.get("threads_requested", 1))): m for m in measured}
-    missing = [c for c in CONFIGS if c not in by_config]
-    if missing:
-        raise RuntimeError(f"the browser block did not run {missing}")
-    return [by_config[c] for c in CONFIGS]
-
-
-ROUND_KEYS = (
-    "wasm_variant",
-    "wasm_features_in_page",
-    "cross_origin_isolated",
-    "threads",
-    "runtime_thread_count",
-    "workers_started",
-    "why_not_threaded",
-)
 
 
 def measure(args, argv: list[str]) -> dict:
-    import numpy as np
+    """The record (`posterlite.bench.browser_ratio.measure`) with this run's command."""
+    from posterlite.bench import browser_ratio
 
-    from posterlite import browser
-
-    env = rio.environment()
-    started = time.perf_counter()
     model = args.model.resolve()
-    poster = (args.poster or min(SAMPLE.glob("*.jpg"))).resolve()
-    files = format_files(model, (args.format_dir or model.parent).resolve(), args.formats)
-    models = {fmt: model_record(path, model) for fmt, path in files.items()}
-    interpreters = {}
-    for fmt, path in files.items():
-        interpreters[fmt], models[fmt]["native_scores"] = native_interpreters(path, poster, THREADS)
-    native = {fmt: {count: [] for count in THREADS} for fmt in files}
-    configs = {
-        fmt: [
-            {"format": fmt, "runtime": r, "threads_requested": t, "p50_ms": [], "load_ms": [],
-             "rounds": []}
-            for r, t in CONFIGS
-        ]
-        for fmt in files
-    }  # fmt: skip
-    chromium = ""
-    orders = []
-    for index in range(args.rounds):
-        order = round_order(args.formats, index)
-        orders.append(order)
-        for fmt in order:
-            for count, p50 in native_block(interpreters[fmt], args.runs, args.warmup).items():
-                native[fmt][count].append(p50)
-            measured = browser_block(files[fmt], poster, args.runs, args.warmup)
-            for entry, m in zip(configs[fmt], measured, strict=True):
-                chromium = m.chromium
-                record = browser.device_record(m)
-                entry["p50_ms"].append(float(np.percentile(m.warm_ms, 50)))
-                entry["load_ms"].append(m.model_load_ms)
-                entry["rounds"].append({k: record.get(k) for k in ROUND_KEYS})
-                entry["device"] = record  # the last round's full record
-                entry["runtime_package"] = record["runtime_package"]
-                entry["page_scores"] = [float(v) for v in m.scores[0]]  # the last round's
-            print(
-                f"round {index + 1}/{args.rounds} {fmt}: native "
-                + ", ".join(f"{c}t {native[fmt][c][-1]:.2f} ms" for c in THREADS)
-                + "; browser "
-                + ", ".join(
-                    f"{e['runtime']} {e['threads_requested']}t {e['p50_ms'][-1]:.2f} ms"
-                    for e in configs[fmt]
-                ),  # fmt: skip
-                file=sys.stderr,
-            )
-    return {
-        "schema": 2,
-        "command": rio.command("browser_ratio.py", argv),
-        "environment": env,
-        "load_average_1min_at_end": round(os.getloadavg()[0], 2),
-        "wall_time_s": time.perf_counter() - started,
-        "formats": list(args.formats),
-        "models": models,
-        "model": models[REFERENCE]["path"],
-        "model_sha256": models[REFERENCE]["sha256"],
-        "poster": rio.rel(poster),
-        "rounds": args.rounds,
-        "round_orders": orders,
-        "runs_per_round": args.runs,
-        "warmup": args.warmup,
-        "cpu_throttle": 1,
-        "chromium": chromium,
-        "versions": browser.runtime_versions(browser.find_tools().modules),
-        "target_ratio": browser.RATIO_TARGET,
-        "native_p50_ms": {
-            fmt: {str(c): v for c, v in per_count.items()} for fmt, per_count in native.items()
-        },
-        "browser": [entry for fmt in files for entry in configs[fmt]],
-    }
+    payload = browser_ratio.measure(
+        model,
+        (args.poster or min(SAMPLE.glob("*.jpg"))).resolve(),
+        (args.format_dir or model.parent).resolve(),
+        args.formats,
+        rounds=args.rounds,
+        runs=args.runs,
+        warmup=args.warmup,
+    )
+    return {**payload, "command": rio.command("browser_ratio.py", argv)}
 
 
 # ------------------------------------------------------------------------------ render
-def normalized(payload: dict) -> dict:
-    """The payload in the multi-format shape. A record from before --formats (int8 only:
-    `native_p50_ms` keyed by thread count, browser entries without a format) reads as one
-    int8 format; nothing else changes."""
-    if "formats" in payload:
-        return payload
-    return {
-        **payload,
-        "formats": [REFERENCE],
-        "models": {REFERENCE: {"path": payload["model"], "sha256": payload["model_sha256"]}},
-        "native_p50_ms": {REFERENCE: payload["native_p50_ms"]},
-        "browser": [{**entry, "format": REFERENCE} for entry in payload["browser"]],
-    }
-
-
-def threads_used(entry: dict) -> str:
-    """Threads the page reported, the same in every round, else "varied"."""
-    used = sorted({str(r.get("threads")) for r in entry["rounds"]})
-    return used[0] if len(used) == 1 else "varied"
-
-
-def ratios(payload: dict) -> list[dict]:
-    """Per (format, runtime, threads): threads used, native p50s of the same format at that
-    count and `browser.ratio_to_native`'s verdict on them (`result`), the ratio to native
-    int8 at that count (`to_int8`), and, for a format other than int8, the median of the
-    per-round p50 ratios to the int8 page of the same runtime and threads (`vs_int8_page`)."""
-    from posterlite.browser import ratio_to_native
-
-    payload = normalized(payload)
-    target = payload["target_ratio"]
-    natives = payload["native_p50_ms"]
-    entries = payload["browser"]
-    reference = {
-        (e["runtime"], e["threads_requested"]): e for e in entries if e["format"] == REFERENCE
-    }
-    out = []
-    for entry in entries:
-        threads = threads_used(entry)
-        native = natives.get(entry["format"], {}).get(threads)
-        native_int8 = natives.get(REFERENCE, {}).get(threads)
-        result = to_int8 = vs_page = None
-        if native is not None:
-            result = ratio_to_native(entry["p50_ms"], native, target)
-        if native_int8 is not None:
-            to_int8 = ratio_to_native(entry["p50_ms"], native_int8, target)
-        page = reference.get((entry["runtime"], entry["threads_requested"]))
-        if entry["format"] != REFERENCE and page is not None:
-            per_round = [a / b for a, b in zip(entry["p50_ms"], page["p50_ms"], strict=True)]
-            vs_page = {
-                "ratio": statistics.median(per_round),
-                "per_round": per_round,
-                "faster_rounds": sum(v < 1 for v in per_round),
-            }
-        out.append(
-            {
-                **entry,
-                "threads_used": threads,
-                "variants": sorted({str(r.get("wasm_variant")) for r in entry["rounds"]}),
-                "native": native,
-                "result": result,
-                "to_int8": to_int8,
-                "vs_int8_page": vs_page,
-            }
-        )
-    return out
-
-
 LABELS = {"mediapipe": "MediaPipe web", "litert": "LiteRT.js"}
 
 
-def _label(row: dict) -> str:
-    return LABELS.get(row["runtime"], row["runtime"])
+def _label(row: RatioRow) -> str:
+    return LABELS.get(row.runtime, row.runtime)
 
 
-def page_verdict(vs: dict | None) -> str:
+def page_verdict(row: RatioRow) -> str:
     """A non-int8 row's verdict: faster / slower than the int8 page, from the data."""
+    vs = row.vs_int8_page
     if vs is None:
         return "not measured (no int8 page of this runtime and threads)"
-    ratio, rounds = vs["ratio"], len(vs["per_round"])
+    ratio, rounds = vs.ratio, len(vs.per_round)
     word = "faster than" if ratio < 1 else "slower than" if ratio > 1 else "as fast as"
     return (
         f"{word} the int8 page ({ratio:.2f}x its p50; faster in "
-        f"{vs['faster_rounds']} of {rounds} rounds)"
+        f"{vs.faster_rounds} of {rounds} rounds)"
     )
 
 
-def _max_diff(a: list | None, b: list | None) -> str:
+def _max_diff(a: tuple | list | None, b: tuple | list | None) -> str:
     if not a or not b:
         return "-"
     return f"{max(abs(x - y) for x, y in zip(a, b, strict=True)):.3f}"
@@ -406,7 +148,7 @@ def render(payload: dict) -> str:
             "machine before quoting these ratios.",
             "",
         ]
-    rows = ratios(payload)
+    rows = analyse(payload)
     if len(formats) > 1:
         lines += [
             "| format | file | sha256 | MB | source model (sidecar) | native scores on the poster, "
@@ -417,9 +159,7 @@ def render(payload: dict) -> str:
         for fmt in formats:
             m = models[fmt]
             page = [
-                _max_diff(r.get("page_scores"), m.get("native_scores"))
-                for r in rows
-                if r["format"] == fmt
+                _max_diff(r.page_scores, m.get("native_scores")) for r in rows if r.format == fmt
             ]
             known = [float(v) for v in page if v != "-"]
             size = m.get("size_bytes")
@@ -446,67 +186,68 @@ def render(payload: dict) -> str:
         "|---|---|---|---:|---|---:|---:|---:|---:|---|---|",
     ]
     for row in rows:
-        isolated = sorted({str(r.get("cross_origin_isolated")) for r in row["rounds"]})
-        browser_p50 = statistics.median(row["p50_ms"])
-        if row["result"] is None:
+        isolated = row.seen("cross_origin_isolated")
+        browser_p50 = statistics.median(row.p50_ms)
+        if row.result is None or row.native is None:
             native, ratio, per_round = "-", "-", "-"
         else:
-            native = f"{statistics.median(row['native']):.2f}"
-            ratio = f"{row['result']['ratio']:.2f}x"
-            per_round = ", ".join(f"{v:.2f}" for v in row["result"]["per_round"])
-        to_int8 = "-" if row["to_int8"] is None else f"{row['to_int8']['ratio']:.2f}x"
-        if row["format"] != REFERENCE:
-            shown = page_verdict(row["vs_int8_page"])
-        elif row["result"] is None:
-            shown = f"not measured (no native LiteRT p50 at {row['threads_used']} threads)"
+            native = f"{statistics.median(row.native):.2f}"
+            ratio = f"{row.result.ratio:.2f}x"
+            per_round = ", ".join(f"{v:.2f}" for v in row.result.per_round)
+        to_int8 = "-" if row.to_int8 is None else f"{row.to_int8.ratio:.2f}x"
+        if row.format != REFERENCE:
+            shown = page_verdict(row)
+        elif row.result is None:
+            shown = f"not measured (no native LiteRT p50 at {row.threads_used} threads)"
         else:
-            shown = rio.verdict(row["result"]["met"])
+            shown = rio.verdict(row.result.met)
         lines.append(
-            f"| {row['format']} | {_label(row)} | {'; '.join(row['variants'])} | "
-            f"{row['threads_requested']} / {row['threads_used']} | {', '.join(isolated)} | "
+            f"| {row.format} | {_label(row)} | {'; '.join(row.variants)} | "
+            f"{row.threads_requested} / {row.threads_used} | {', '.join(isolated)} | "
             f"{browser_p50:.2f} | {native} | {ratio} | {to_int8} | {per_round} | {shown} |"
         )
-    judged = [r for r in rows if r["format"] == REFERENCE and r["result"] is not None]
-    met = [r for r in judged if r["result"]["met"]]
+    judged = [r for r in rows if r.format == REFERENCE and r.result is not None]
+    met = [r for r in judged if r.result and r.result.met]
     lines.append("")
     if not judged:
         lines.append(f"Overall (int8): {rio.verdict(None)}.")
     elif met:
         names = ", ".join(
-            f"{_label(r)} at {r['threads_used']} thread(s) ({r['result']['ratio']:.2f}x)"
+            f"{_label(r)} at {r.threads_used} thread(s) ({r.result.ratio:.2f}x)"
             for r in met
+            if r.result
         )
         lines.append(f"Overall (int8): **{rio.verdict(True)}** by {names}.")
     else:
-        best = min(judged, key=lambda r: r["result"]["ratio"])
+        best = min(judged, key=lambda r: r.result.ratio if r.result else float("inf"))
+        assert best.result is not None
         lines.append(
             f"Overall (int8): **{rio.verdict(False)}**: the best is {_label(best)} at "
-            f"{best['threads_used']} thread(s), {best['result']['ratio']:.2f}x."
+            f"{best.threads_used} thread(s), {best.result.ratio:.2f}x."
         )
-    others = [r for r in rows if r["format"] != REFERENCE and r["vs_int8_page"] is not None]
+    others = [r for r in rows if r.format != REFERENCE and r.vs_int8_page is not None]
     if others:
 
-        def named(r: dict) -> str:
-            return (
-                f"{r['format']} on {_label(r)} at {r['threads_used']} thread(s) "
-                f"({r['vs_int8_page']['ratio']:.2f}x)"
-            )
+        def named(r: RatioRow) -> str:
+            ratio = r.vs_int8_page.ratio if r.vs_int8_page else float("nan")
+            return f"{r.format} on {_label(r)} at {r.threads_used} thread(s) ({ratio:.2f}x)"
 
-        faster = [named(r) for r in others if r["vs_int8_page"]["ratio"] < 1]
-        slower = [named(r) for r in others if r["vs_int8_page"]["ratio"] >= 1]
+        faster = [named(r) for r in others if r.vs_int8_page and r.vs_int8_page.ratio < 1]
+        slower = [named(r) for r in others if r.vs_int8_page and r.vs_int8_page.ratio >= 1]
         lines += [
             "",
             "Other formats against the int8 page of the same runtime and threads (median of "
             f"per-round p50 ratios): faster: {', '.join(faster) or 'none'}; not faster: "
             f"{', '.join(slower) or 'none'}.",
         ]
-        priced = [r for r in rows if r["to_int8"] is not None]
-        for count in sorted({r["threads_used"] for r in priced}):
-            at = [r for r in priced if r["threads_used"] == count]
-            best = min(at, key=lambda r: r["to_int8"]["ratio"])
+        priced = [r for r in rows if r.to_int8 is not None]
+        for count in sorted({r.threads_used for r in priced}):
+            at = [r for r in priced if r.threads_used == count]
+            best = min(at, key=lambda r: r.to_int8.ratio if r.to_int8 else float("inf"))
+            ratio = best.to_int8.ratio if best.to_int8 else float("nan")
             lines.append(
-                f"- at {count} thread(s), the page closest to native int8 is {best['format']} "
-                f"on {_label(best)}: {best['to_int8']['ratio']:.2f}x native int8's p50"
+                f"- at {count} thread(s), the page closest to native int8 is {best.format} "
+                f"on {_label(best)}: {ratio:.2f}x native int8's p50"
             )
     native_rows = "; ".join(
         f"{fmt} at {c} thread(s): {', '.join(f'{v:.2f}' for v in values)}"
@@ -529,19 +270,19 @@ def render(payload: dict) -> str:
         "|---|---|---:|---|---|---|---|---|",
     ]
     for row in rows:
-        features = sorted({str(r.get("wasm_features_in_page")) for r in row["rounds"]})
-        counts = sorted({str(r.get("runtime_thread_count") or "-") for r in row["rounds"]})
-        workers = sorted({str(r.get("workers_started")) for r in row["rounds"]})
+        features = row.seen("wasm_features_in_page")
+        counts = sorted({str(r.get("runtime_thread_count") or "-") for r in row.rounds})
+        workers = row.seen("workers_started")
         lines.append(
-            f"| {row['format']} | {_label(row)} | {row['threads_used']} | "
-            f"{', '.join(f'{v:.2f}' for v in row['p50_ms'])} | "
-            f"{', '.join(f'{v:.0f}' for v in row['load_ms'])} | {'; '.join(features)} | "
+            f"| {row.format} | {_label(row)} | {row.threads_used} | "
+            f"{', '.join(f'{v:.2f}' for v in row.p50_ms)} | "
+            f"{', '.join(f'{v:.0f}' for v in row.load_ms)} | {'; '.join(features)} | "
             f"{', '.join(counts)} | {', '.join(workers)} |"
         )
-    asked = {(r["runtime"], r["threads_requested"]) for r in rows}
+    asked = {(r.runtime, r.threads_requested) for r in rows}
     absent = [
         f"{LABELS.get(runtime, runtime)} at {count} threads"
-        for runtime in dict.fromkeys(r["runtime"] for r in rows)
+        for runtime in dict.fromkeys(r.runtime for r in rows)
         for count in (int(c) for c in payload["native_p50_ms"][REFERENCE])
         if (runtime, count) not in asked
     ]
@@ -590,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=10, help="untimed calls first")
     args = parser.parse_args(argv)
     try:
-        args.formats = parse_formats(args.formats)
+        args.formats = ratio_formats(args.formats)
     except ValueError as exc:
         parser.error(str(exc))
     from posterlite.errors import PosterliteError

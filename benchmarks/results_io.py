@@ -18,13 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shlex
-import subprocess
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -35,61 +31,19 @@ if str(REPO) not in sys.path:  # run as `python benchmarks/x.py` without an inst
 NOT_RECORDED = "not recorded by the run that measured these figures"
 
 
-def cpu_model() -> str:
-    """`lscpu`'s "Model name" (the figure the project names), else /proc/cpuinfo's."""
-    try:
-        out = subprocess.run(
-            ["lscpu"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout
-        for line in out.splitlines():
-            if line.strip().lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    try:
-        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def environment() -> dict[str, Any]:
-    """Where and when a measurement ran: CPU, cores, UTC date, library versions."""
-    from posterlite.fileio import library_versions
+    """Where and when a measurement ran (`posterlite.bench.environment`, the one record every
+    bench run and script keeps): CPU, cores, load at start, UTC date, library versions."""
+    from posterlite.bench.environment import capture
 
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = os.cpu_count() or 0
-    try:
-        from posterlite.preprocess import PREPROCESS_VERSION as preprocess
-    except ImportError:  # a checkout from before the preprocessing was versioned
-        preprocess = None
-    return {
-        "cpu": cpu_model(),
-        "logical_cores": os.cpu_count(),
-        "usable_cores": usable,
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
-        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "libraries": library_versions(),
-        "preprocess": preprocess,
-    }
+    return capture().to_json_value()
 
 
 def rel(path: str | Path) -> str:
     """A path as the repository sees it: `models/x`, `../shared/...`; never the machine's."""
-    path = Path(path)
-    if not path.is_absolute():
-        return path.as_posix()
-    resolved = path.resolve()
-    for base, prefix in ((REPO, ""), (REPO.parent / "shared", "../shared/")):
-        try:
-            return prefix + resolved.relative_to(base.resolve()).as_posix()
-        except ValueError:
-            continue
-    return f"<outside the repository>/{path.name}"
+    from posterlite.bench.paths import repo_relative
+
+    return repo_relative(path)
 
 
 def command(script: str, argv: list[str]) -> str:
@@ -100,11 +54,12 @@ def command(script: str, argv: list[str]) -> str:
 
 def environment_lines(env: dict[str, Any] | None) -> list[str]:
     """The header lines naming CPU, date and library versions (or saying they are missing)."""
-    if not env or not env.get("cpu"):
+    cpu = (env or {}).get("cpu_model") or (env or {}).get("cpu")  # ("cpu": older records)
+    if not env or not cpu:
         lines = [f"- CPU: {NOT_RECORDED}"]
     else:
         cores = env.get("logical_cores")
-        lines = [f"- CPU: {env['cpu']} ({cores} logical cores, shared with other jobs)"]
+        lines = [f"- CPU: {cpu} ({cores} logical cores, shared with other jobs)"]
         if env.get("load_average_1min_at_start") is not None:
             lines[0] += f"; 1-min load average at start {env['load_average_1min_at_start']}"
     date = (env or {}).get("date")

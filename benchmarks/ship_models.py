@@ -24,11 +24,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 from pathlib import Path
 
-from posterlite.bench import SHIPPED_MODELS
+from posterlite.bench.models import SHIPPED_MODELS
 from posterlite.card import MODEL_NAME, read_card
 from posterlite.fileio import atomic_write_text, replace_dir, sha256_file
 from posterlite.preprocess import PREPROCESS_VERSION
@@ -91,25 +90,26 @@ def model_dirs(models: Path = MODELS) -> list[Path]:
 
 
 def gate(folder: Path, cache: Path) -> dict:
-    """Run the CLI's int8 conversion gate; keep its report beside the model."""
+    """The int8 conversion gate, as `posterlite convert MODEL --format int8 --max-drop
+    MAX_DROP` runs it (`convert.convert_model`, which writes conversion.json and raises when
+    the gate fails: the CLI's exit status 1); keep its report beside the model."""
+    from posterlite.convert import convert_model
+    from posterlite.errors import PosterliteError
+
     out = cache / "ship" / folder.name
-    command = [
-        str(REPO / ".venv" / "bin" / "posterlite"),
-        "convert",
-        str(folder),
-        "--format",
-        "int8",
-        "--max-drop",
-        str(MAX_DROP),
-        "--out",
-        str(out),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    try:
+        convert_model(folder, formats=("int8",), out_dir=out, max_drop=MAX_DROP)
+        exit_code = 0
+    except PosterliteError as exc:
+        if not (out / "conversion.json").is_file():
+            raise
+        print(f"{folder.name}: {exc}", file=sys.stderr)
+        exit_code = 1
     report = json.loads((out / "conversion.json").read_text(encoding="utf-8"))
     entry = {
         "command": f"posterlite convert models/{folder.name} --format int8 --max-drop {MAX_DROP} "
         f"--out .cache/ship/{folder.name}",
-        "exit_code": done.returncode,
+        "exit_code": exit_code,
         "model_sha256": sha256_file(folder / MODEL_NAME),
         "conversion": report,
     }

@@ -14,9 +14,10 @@ TensorFlow) for `load` / `predict`:
 
     posterlite.convert("models/mobilenet_v2", formats=["int8"], out_dir="out")  # full install
     report = posterlite.bench(["out/mobilenet_v2.int8.tflite"], rounds=3)
-    print(report.table())
+    print(posterlite.bench.summary_table(report))
 
-`posterlite.convert` and `posterlite.bench` are the stage modules, callable as functions.
+`posterlite.convert` and `posterlite.bench` are the stage module and package, callable as
+functions (`posterlite.bench(...)` is `posterlite.bench.bench(...)`).
 
 `threshold` is the fixed cut (default: the model's, 0.5), a list of one per genre, or
 "tuned" for the per-genre thresholds stored in the model's metadata. Importing posterlite
@@ -41,7 +42,6 @@ __all__ = ["__version__", "bench", "convert", "load"]
 _quiet.install()
 
 if TYPE_CHECKING:
-    from posterlite.bench import BenchReport
     from posterlite.convert import ConversionReport
     from posterlite.runtime import PosterModel
 
@@ -80,39 +80,17 @@ def _convert(
     )
 
 
-def _bench(models: Sequence[str | Path] = (), **options: Any) -> BenchReport:
-    """`posterlite bench`: the same options as the CLI's (`formats=("int8",)`, `data=`,
-    `threads=(1,)`, `runs=`, `rounds=`, `references=`, ...; in the browser
-    `target="browser"`, `cpu_throttle=(1, 4)`, `browser_runtimes=("litert",)`,
-    `browser_threads=2`: the fields of `posterlite.bench.BenchOptions`). `report.table()`
-    is the CLI's table; `report.rows` holds every figure."""
-    from posterlite.bench import BenchOptions, parse_formats, run_bench
-
-    formats = options.pop("formats", None)
-    if isinstance(formats, str):
-        formats = parse_formats(formats)
-    if formats is not None:
-        options["formats"] = tuple(formats)
-    if options.get("data") is not None:
-        options["data"] = Path(options["data"])
-    return run_bench(BenchOptions(models=[str(m) for m in models], **options))
-
-
-# `posterlite.convert` and `posterlite.bench` are also the names of the stage modules, and
-# importing a submodule binds its name on the package. So the modules themselves are made
-# callable: `posterlite.bench(...)` runs `_bench` whether or not `posterlite.bench` (the
-# module) was imported first, and `from posterlite import bench` still gives the module.
+# `posterlite.convert` is also the name of the stage module, and importing a submodule
+# binds its name on the package. So the module itself is made callable: `posterlite.convert(
+# ...)` runs `_convert` whether or not the module was imported first, and `from posterlite
+# import convert` still gives the module. (`posterlite.bench`, a package, declares itself
+# callable in its own __init__.)
 class _CallableConvert(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> ConversionReport:
         return _convert(*args, **kwargs)
 
 
-class _CallableBench(types.ModuleType):
-    def __call__(self, *args: Any, **kwargs: Any) -> BenchReport:
-        return _bench(*args, **kwargs)
-
-
-_CALLABLE = {"convert": _CallableConvert, "bench": _CallableBench}
+_CALLABLE = {"convert": _CallableConvert}
 
 
 class _Package(types.ModuleType):
@@ -123,6 +101,10 @@ class _Package(types.ModuleType):
 
 
 def __getattr__(name: str) -> Any:
+    if name == "bench":  # first use: the bench package (callable, see its __init__)
+        import posterlite.bench as package  # (`from posterlite import` would recurse here)
+
+        return package
     if name in _CALLABLE:  # first use: import the stage module (made callable on binding)
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

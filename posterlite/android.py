@@ -1,9 +1,10 @@
-"""The Android target of `posterlite bench`: TFLite's `benchmark_model` on a device through adb.
+"""A device through adb and TFLite's `benchmark_model` on it (what `posterlite bench --target
+android`, `posterlite.bench.targets.android`, runs).
 
 This module owns everything that talks to a device: the `adb` client wrapper (device
-selection, shell with exit status, push / pull), the parser of `benchmark_model`'s output,
-the on-device latency runs and the on-device accuracy run. It fills the same `BenchRow`s
-as the host-CPU benchmark, marked with the device model and ABI.
+selection, shell with exit status, push / pull), the parser of `benchmark_model`'s output
+and one on-device latency run. The bench target turns those into rows and runs the
+on-device accuracy pass; nothing here knows about bench rows.
 
 - Latency: the model and `benchmark_model` are pushed to `/data/local/tmp/posterlite/`,
   then `benchmark_model --graph --num_threads --warmup_runs --num_runs --use_xnnpack`
@@ -11,13 +12,6 @@ as the host-CPU benchmark, marked with the device model and ABI.
   `--warmup_min_secs=0` make the run counts exact (by default the tool keeps running for
   at least 1 s / 0.5 s). Figures come from its `count=... avg=... median=...` line, the
   `Inference timings in us:` line and the memory-footprint lines.
-- Accuracy: the labelled posters are preprocessed on the host with the one preprocessing
-  path (`load_poster` + `PosterModel.prepare`, so integer models get their own input
-  quantization), written as raw input tensors, pushed, and run on the device with
-  `--input_layer_value_files` and `--output_filepath` (benchmark_model writes the output
-  tensors' raw bytes there). Models with a dynamic batch dimension get one file per chunk
-  of posters (`--input_layer_shape=N,S,S,3`), others one file per poster. The outputs are
-  pulled back and scored with `metrics.evaluate`, exactly like the CPU rows.
 - Exit status: every remote command runs as `( command ); printf '\\n__posterlite_rc=%s\\n' $?`,
   so the status is known with or without adb's shell protocol v2 (adb < 24 devices).
 """
@@ -31,21 +25,11 @@ import shlex
 import shutil
 import struct
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
-
-from posterlite.benchdata import BenchRow, LabelledSet, LatencyStats, ModelSpec
 from posterlite.errors import PosterliteError
-from posterlite.metrics import DEFAULT_THRESHOLD, MultiLabelReport, evaluate
-from posterlite.preprocess import PosterDecodeError, load_poster
-
-if TYPE_CHECKING:
-    from posterlite.runtime import PosterModel
 
 REMOTE_ROOT = "/data/local/tmp"
 REMOTE_DIR = f"{REMOTE_ROOT}/posterlite"
@@ -105,24 +89,6 @@ class BenchmarkModelOutput:
     memory_overall_mb: float | None = None
     peak_memory_mb: float | None = None
     model_size_mb: float | None = None
-
-    def latency(self) -> LatencyStats:
-        stats = self.inference
-
-        def ms(value: float | None) -> float | None:
-            return None if value is None else value / 1e3
-
-        return LatencyStats(
-            count=stats.count if stats else 0,
-            mean_ms=self.inference_avg_us / 1e3,
-            p50_ms=ms(stats.median) if stats else None,
-            min_ms=ms(stats.min) if stats else None,
-            max_ms=ms(stats.max) if stats else None,
-            std_ms=ms(stats.std) if stats else None,
-            first_ms=ms(self.first_inference_us),
-            p5_ms=ms(stats.p5) if stats else None,
-            p95_ms=ms(stats.p95) if stats else None,
-        )
 
 
 def _parse_stat(line: str) -> RunStats | None:
@@ -431,7 +397,7 @@ class DeviceRunConfig:
         return "+".join([*parts, "xnnpack"])
 
 
-def _run_status_error(adb: Adb, status: int, output: str, what: str) -> PosterliteError:
+def run_status_error(adb: Adb, status: int, output: str, what: str) -> PosterliteError:
     if status in (126, 127):
         return PosterliteError(
             f"{what}: the device could not execute benchmark_model (exit status {status}; "
@@ -457,161 +423,5 @@ def run_latency(
     ]
     result = adb.shell(" ".join(shlex.quote(a) for a in args) + " 2>&1")
     if result.status != 0:
-        raise _run_status_error(adb, result.status, result.stdout, Path(remote_model).name)
+        raise run_status_error(adb, result.status, result.stdout, Path(remote_model).name)
     return parse_benchmark_output(result.stdout)
-
-
-def _input_files(
-    spec: ModelSpec, posters: LabelledSet, folder: Path
-) -> tuple[list[tuple[str, int]], np.ndarray, PosterModel]:
-    """Write prepared input tensors; returns [(file name, batch)], kept indices, the model."""
-    from posterlite.runtime import PosterModel
-
-    model = PosterModel.load(spec.path)
-    detail = model.interpreter.get_input_details()[0]
-    signature = detail.get("shape_signature", detail["shape"])
-    dynamic = len(signature) > 0 and int(signature[0]) == -1
-    prepared, kept = [], []
-    for index, path in enumerate(posters.paths):
-        try:
-            prepared.append(model.prepare(load_poster(path, model.input_size))[0])
-        except PosterDecodeError:
-            continue
-        kept.append(index)
-    if not prepared:
-        raise PosterliteError(f"{posters.root}: no poster of the labelled set could be decoded")
-    step = CHUNK if dynamic else 1
-    files = []
-    for number, start in enumerate(range(0, len(prepared), step)):
-        chunk = np.ascontiguousarray(np.stack(prepared[start : start + step]))
-        name = f"in_{number:05d}.bin"
-        (folder / name).write_bytes(chunk.tobytes())
-        files.append((name, int(chunk.shape[0])))
-    return files, np.asarray(kept), model
-
-
-def run_accuracy(
-    adb: Adb, spec: ModelSpec, remote_model: str, config: DeviceRunConfig, posters: LabelledSet
-) -> tuple[MultiLabelReport, int]:
-    """Run the labelled set through benchmark_model on the device; (report, posters left out)."""
-    remote = f"{REMOTE_DIR}/acc_{spec.name}_{spec.format}"
-    with tempfile.TemporaryDirectory(prefix="posterlite-device-") as tmp:
-        local = Path(tmp) / "inputs"
-        local.mkdir()
-        files, kept, model = _input_files(spec, posters, local)
-        size = model.input_size
-        # Paths come from $0 and the arguments, so the script works wherever it lands.
-        lines = ['d=$(dirname "$0")', 'bin="$1"', 'graph="$2"', 'rm -f "$d/outputs.bin"']
-        flags = " ".join(config.flags())
-        for number, (name, batch) in enumerate(files):
-            out = f"out_{number:05d}.bin"
-            lines.append(
-                f'"$bin" --graph="$graph" {flags} --num_runs=1 --warmup_runs=0 --min_secs=0 '
-                f"--warmup_min_secs=0 --input_layer=input "
-                f"--input_layer_shape={batch},{size},{size},3 "
-                f'--input_layer_value_files=input:"$d/{name}" --output_filepath="$d/{out}" '
-                f'> "$d/log.txt" 2>&1 || {{ s=$?; echo __posterlite_failed={name}; '
-                f'tail -n 5 "$d/log.txt"; exit $s; }}'
-            )
-            lines.append(f'[ -s "$d/{out}" ] || {{ echo __posterlite_no_output={name}; exit 90; }}')
-            lines.append(f'cat "$d/{out}" >> "$d/outputs.bin"')
-        (local / "run.sh").write_text("\n".join(lines) + "\n")
-        adb.check_shell(f"rm -rf {shlex.quote(remote)}", "cleanup")
-        adb.push(local, remote)
-        script = " ".join(shlex.quote(a) for a in (f"{remote}/run.sh", REMOTE_BINARY, remote_model))
-        result = adb.shell(f"sh {script} 2>&1")
-        if result.status == 90:
-            raise PosterliteError(
-                "benchmark_model wrote no --output_filepath file: it is too old for on-device "
-                "accuracy (use a recent nightly build)"
-            )
-        if result.status != 0:
-            raise _run_status_error(adb, result.status, result.stdout, f"{spec.name}/{spec.format}")
-        pulled = Path(tmp) / "outputs.bin"
-        adb.pull(f"{remote}/outputs.bin", pulled)
-        adb.check_shell(f"rm -rf {shlex.quote(remote)}", "cleanup")
-        raw_bytes = pulled.read_bytes()
-    output = model.interpreter.get_output_details()[0]
-    n_genres = len(model.genres)
-    dtype = np.dtype(output["dtype"])
-    expected = len(kept) * n_genres * dtype.itemsize
-    if len(raw_bytes) != expected:
-        raise PosterliteError(
-            f"device outputs have {len(raw_bytes)} bytes, expected {expected} "
-            f"({len(kept)} posters x {n_genres} genres x {dtype})"
-        )
-    raw = np.frombuffer(raw_bytes, dtype=dtype).reshape(len(kept), n_genres)
-    probabilities = model.dequantize(raw)
-    genres = list(model.genres)
-    y_true = posters.targets(genres)[kept]
-    report = evaluate(y_true, probabilities, genres, DEFAULT_THRESHOLD)
-    return report, len(posters) - len(kept)
-
-
-def run_android(
-    specs: Sequence[ModelSpec],
-    *,
-    threads: Sequence[int],
-    runs: int,
-    warmup: int,
-    posters: LabelledSet | None,
-    serial: str | None = None,
-    binary: Path | None = None,
-    use_gpu: bool = False,
-    use_nnapi: bool = False,
-    adb: Adb | None = None,
-) -> list[BenchRow]:
-    """Rows for every spec x thread count measured on the device (Keras rows are skipped)."""
-    from tqdm import tqdm
-
-    binary = check_binary(binary)  # fail on a missing binary before touching adb
-    adb = adb or Adb()
-    adb.select(serial)
-    info = adb.device_info()
-    check_binary(binary, info.abi)
-    install_binary(adb, binary)
-    rows: list[BenchRow] = []
-    wanted = [s for s in specs if s.kind != "keras"]
-    try:
-        for spec in tqdm(wanted, desc=f"bench {info.model}", unit="model", leave=False):
-            remote_model = f"{REMOTE_DIR}/{spec.path.name}"
-            adb.push(spec.path, remote_model)
-            accuracy: MultiLabelReport | None = None
-            for count in threads:
-                config = DeviceRunConfig(count, use_gpu, use_nnapi)
-                result = run_latency(adb, remote_model, config, runs, warmup)
-                peak = result.peak_memory_mb
-                row = BenchRow(
-                    model=spec.name,
-                    format=spec.format,
-                    kind=spec.kind,
-                    path=str(spec.path),
-                    target="android",
-                    threads=count,
-                    size_bytes=spec.path.stat().st_size,
-                    latency=result.latency(),
-                    load_ms=result.init_us / 1e3,
-                    peak_memory_mb=peak if peak is not None else result.memory_overall_mb,
-                    memory_method=MEMORY_PEAK if peak is not None else MEMORY_DELTA,
-                    device=info.as_dict(),
-                    delegate=config.delegate,
-                    notes=["end-to-end decode time is not measured on the device"],
-                )
-                if row.peak_memory_mb is None:
-                    row.memory_method = ""
-                if spec.kind == "reference":
-                    row.notes.append("ImageNet 1001-class reference: latency and size only")
-                elif posters is not None:
-                    if accuracy is None:
-                        accuracy, left_out = run_accuracy(adb, spec, remote_model, config, posters)
-                        if left_out:
-                            row.notes.append(f"{left_out} posters could not be decoded")
-                    row.accuracy = accuracy
-                rows.append(row)
-            adb.check_shell(f"rm -f {shlex.quote(remote_model)}", "cleanup")
-    finally:
-        try:  # leave the device clean, but never hide the error that got us here
-            adb.shell(f"rm -rf {REMOTE_DIR}")
-        except PosterliteError:
-            pass
-    return rows

@@ -13,6 +13,9 @@ a dev extra, not a runtime dependency). It owns:
   `probe_pixels` reads back exactly what MediaPipe feeds a model (tests and
   benchmarks/parity_mediapipe.py check `preprocess.load_poster` against it).
 
+The app-side bench rows (`posterlite bench --runtime mediapipe`) are built on
+`AppClassifier` by `posterlite.bench.targets.mediapipe`.
+
 Decoding: `classify_file` lets MediaPipe decode the file itself (`Image.create_from_file`,
 stb_image in the Python package) the way an app hands MediaPipe its platform decoder's
 bitmap. A grayscale JPEG decodes there to a 1-channel image that the classifier rejects
@@ -240,7 +243,8 @@ def build_pixel_probe(
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
 
-    from posterlite.metadata import TFLITE_IDENTIFIER, MetadataSpec, embed_metadata
+    from posterlite.interpreter import TFLITE_IDENTIFIER
+    from posterlite.metadata import MetadataSpec, embed_metadata
 
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"probe dtype must be float32 or uint8, got {dtype!r}")
@@ -302,118 +306,3 @@ def probe_pixels(probe: AppClassifier, image: Any, size: int) -> np.ndarray:
     if np.any(pixels != np.round(pixels)) or pixels.min() < 0 or pixels.max() > 255:
         raise AppRunError("probe values are not uint8 pixels")
     return pixels.astype(np.uint8)
-
-
-# -- app-side bench rows (`posterlite bench --runtime mediapipe`) ------------------------
-APP_FORMAT_SUFFIX = "MediaPipe"
-APP_TIMING_NOTE = (
-    "MediaPipe Tasks ImageClassifier (CPU, its default 1 XNNPACK thread here): p50 per poster "
-    "file includes MediaPipe's own decode, resize, inference and postprocessing (what an "
-    "app's classify call costs); timed in its own rounds after the LiteRT rows"
-)
-# Posters the timed loop cycles through (decoding the same file every call would time a
-# warm page cache only; a few dozen files behave like an app's stream of new posters).
-TIMING_POSTERS = 32
-
-
-def bench_rows(
-    specs: Sequence[Any],
-    posters: Any | None,
-    runs: int,
-    warmup: int,
-    rounds: int,
-) -> list[Any]:
-    """One app-side row per posterlite `.tflite` in `specs`: MediaPipe's accuracy on the
-    labelled set and its per-poster latency, timed in `rounds` interleaved rounds."""
-    import statistics
-    import tempfile
-    import time
-
-    from posterlite.bench import DEFAULT_THRESHOLD, Timed, interleaved_rounds
-    from posterlite.benchdata import BenchRow
-    from posterlite.metrics import evaluate
-
-    chosen = [s for s in specs if s.kind == "posterlite" and Path(s.path).suffix == ".tflite"]
-    if not chosen:
-        raise AppRunError("--runtime mediapipe needs at least one posterlite .tflite model")
-    with tempfile.TemporaryDirectory() as folder:
-        files = [Path(p) for p in posters.paths[:TIMING_POSTERS]] if posters else []
-        if not files:  # no labelled set: time on one generated poster-sized image
-            from PIL import Image
-
-            noise = np.random.default_rng(0).integers(0, 256, (268, 182, 3), dtype=np.uint8)
-            files = [Path(folder) / "poster.jpg"]
-            Image.fromarray(noise).save(files[0], quality=90)
-        timed: list[Timed] = []
-        apps: list[AppClassifier] = []
-        try:
-            for spec in chosen:
-                start = time.perf_counter()
-                app = AppClassifier.open(Path(spec.path))
-                load_ms = (time.perf_counter() - start) * 1e3
-                apps.append(app)
-                row = BenchRow(
-                    model=spec.name,
-                    format=f"{spec.format} {APP_FORMAT_SUFFIX}",
-                    kind="app",
-                    path=str(spec.path),
-                    target="cpu",
-                    # MediaPipe's XNNPACK default on desktop Linux: 1 thread (on Android and
-                    # iOS: half the cores, 1-4); the Tasks API has no thread option.
-                    threads=1,
-                    size_bytes=Path(spec.path).stat().st_size,
-                    load_ms=load_ms,
-                    delegate="mediapipe",
-                    notes=[APP_TIMING_NOTE],
-                )
-                if posters is not None:
-                    _labelled_app_pass(app, posters, row, evaluate, DEFAULT_THRESHOLD)
-                cycle = _file_cycle(app, files)
-                first = time.perf_counter()
-                cycle()
-                timed.append(Timed(row, cycle, time.perf_counter() - first))
-            interleaved_rounds(timed, rounds, runs, warmup)
-        finally:
-            for app in apps:
-                app.close()
-    for item in timed:  # no labelled pass: the timed calls are the end-to-end figure
-        if item.row.end_to_end_ms is None:
-            item.row.end_to_end_ms = statistics.fmean(sum(item.rounds, [])) * 1e3
-    return [item.row for item in timed]
-
-
-def _file_cycle(app: AppClassifier, files: Sequence[Path]) -> Any:
-    """A call that classifies the next poster file (decode + resize + run), round robin."""
-    state = {"next": 0}
-
-    def call() -> np.ndarray:
-        path = files[state["next"] % len(files)]
-        state["next"] += 1
-        return app.classify_file(path)
-
-    return call
-
-
-def _labelled_app_pass(app: AppClassifier, posters: Any, row: Any, evaluate: Any, cut: float):
-    """Score every labelled poster file through MediaPipe; fill the row's accuracy."""
-    import statistics
-    import time
-
-    scores, kept, times, failed = [], [], [], 0
-    for index, path in enumerate(posters.paths):
-        start = time.perf_counter()
-        try:
-            result = app.classify_file(path)
-        except AppRunError:
-            failed += 1
-            continue
-        times.append(time.perf_counter() - start)
-        scores.append(result)
-        kept.append(index)
-    if not scores:
-        raise AppRunError(f"{posters.root}: MediaPipe classified none of the labelled posters")
-    truth = posters.targets(app.labels)[np.asarray(kept)]
-    row.accuracy = evaluate(truth, np.stack(scores), list(app.labels), cut)
-    row.end_to_end_ms = statistics.fmean(times) * 1e3
-    if failed:
-        row.notes.append(f"{failed} posters refused by MediaPipe")

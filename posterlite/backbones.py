@@ -50,43 +50,36 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from posterlite.archs import BACKBONE_NAMES, BackboneName, backbone_spec
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_path, atomic_write_text, json_text, sha256_file
+from posterlite.interpreter import TFLITE_IDENTIFIER
 
 if TYPE_CHECKING:  # keras is imported lazily: this module is importable without it
     import keras
 
 log = logging.getLogger(__name__)
 
-ARCHS: tuple[str, ...] = ("mobilenet_v1", "mobilenet_v2")
-FEATURE_DIMS = {"mobilenet_v1": 1024, "mobilenet_v2": 1280}
+# Views of the architecture registry (`posterlite.archs`), where these facts live.
+ARCHS: tuple[str, ...] = BACKBONE_NAMES
+FEATURE_DIMS = {name: backbone_spec(name).feature_dim for name in BACKBONE_NAMES}
 WEIGHTS_SUFFIX = ".weights.h5"
 ENV_WEIGHTS = "POSTERLITE_BACKBONE_WEIGHTS"
 ENV_PRETRAINED = "POSTERLITE_PRETRAINED"
 ENV_CACHE = "POSTERLITE_CACHE"
-# The files of ../shared/pretrained, in order of preference per architecture. V2: the TF2
-# post-training per-channel model first (finer weight quantization than the QAT one).
-PREFERRED_TFLITE = {
-    "mobilenet_v1": ("mobilenet_v1_1.0_224_quant_embedding_extractor.tflite",),
-    "mobilenet_v2": ("tf2_mobilenet_v2_1.0_224_ptq.tflite", "mobilenet_v2_1.0_224_quant.tflite"),
-}
+# The files of ../shared/pretrained, in order of preference per architecture.
+PREFERRED_TFLITE = {name: backbone_spec(name).pretrained_files for name in BACKBONE_NAMES}
 # Keras' own ImageNet files (need internet), as keras.applications names them.
-KERAS_NOTOP_URLS = {
-    "mobilenet_v1": "https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/"
-    "mobilenet_1_0_224_tf_no_top.h5",
-    "mobilenet_v2": "https://storage.googleapis.com/tensorflow/keras-applications/"
-    "mobilenet_v2/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5",
-}
+KERAS_NOTOP_URLS = {name: str(backbone_spec(name).keras_notop_url) for name in BACKBONE_NAMES}
 _CONV_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
-_TFLITE_MAGIC = b"TFL3"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 KERAS_DOWNLOAD_TIMEOUT = 60.0  # seconds without a byte before the download gives up
 
-Arch = Literal["mobilenet_v1", "mobilenet_v2"]
+Arch = BackboneName
 
 
 # --- reading the TFLite flatbuffer -------------------------------------------------------
@@ -168,7 +161,7 @@ def read_tflite(path: Path) -> TFLiteModelInfo:
         data = path.read_bytes()
     except OSError as exc:
         raise PosterliteError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if len(data) < 8 or data[4:8] != _TFLITE_MAGIC:
+    if len(data) < 8 or data[4:8] != TFLITE_IDENTIFIER:
         raise PosterliteError(f"{path}: not a TFLite model (no 'TFL3' flatbuffer identifier)")
     schema = _schema()
     try:
@@ -277,17 +270,13 @@ def limit_tf_threads(threads: int) -> None:
 
 # --- building Keras backbones --------------------------------------------------------------
 def _check_arch(arch: str) -> Arch:
-    if arch not in ARCHS:
-        raise PosterliteError(f"unknown backbone {arch!r}; expected one of {', '.join(ARCHS)}")
-    return arch  # type: ignore[return-value]
+    return backbone_spec(arch).name  # type: ignore[return-value]  # raises for a non-backbone
 
 
 def _keras_model(arch: str, input_size: int) -> keras.Model:
     import keras
 
-    factory = (
-        keras.applications.MobileNet if arch == "mobilenet_v1" else keras.applications.MobileNetV2
-    )
+    factory = getattr(keras.applications, str(backbone_spec(arch).keras_application))
     return factory(
         input_shape=(input_size, input_size, 3),
         alpha=1.0,
@@ -781,8 +770,7 @@ def find_pretrained_tflite(arch: str, dirs: Sequence[Path] | None = None) -> Pat
         for name in PREFERRED_TFLITE[arch]:
             if (folder / name).is_file():
                 return folder / name
-        pattern = "*mobilenet_v1*.tflite" if arch == "mobilenet_v1" else "*mobilenet_v2*.tflite"
-        matches = sorted(folder.glob(pattern))
+        matches = sorted(folder.glob(str(backbone_spec(arch).pretrained_glob)))
         if matches:
             return matches[0]
     return None

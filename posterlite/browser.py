@@ -1,8 +1,11 @@
-"""The model in a mobile browser engine: the static web page and the browser benchmark.
+"""The model in a mobile browser engine: the static web page, its local server and the
+headless Chromium driver.
 
 This module owns `posterlite web` (a self-contained static page: the `.tflite`, its labels,
 tuned thresholds, name and version from its metadata, and the JS/WASM runtime vendored
-from `posterlite/web/node_modules`, no CDN) and `posterlite bench --target browser`.
+from `posterlite/web/node_modules`, no CDN), the server and the driver. The browser
+benchmark (`posterlite bench --target browser`: measuring in the page, rows, ratios) is
+`posterlite.bench.targets.browser`, built on them.
 
 The benchmark serves that same page's code (plus `bench.html`) from a local HTTP server on
 127.0.0.1 and drives Debian's headless Chromium through playwright-core
@@ -130,8 +133,6 @@ WASM_VARIANTS: dict[str, str] = {
     "vision_wasm_module_internal.wasm": "SIMD128 (no relaxed SIMD), no threads",
     "vision_wasm_nosimd_internal.wasm": "no SIMD, no threads",
 }
-# The issue-13 target: browser p50 <= 4x native LiteRT's, same thread count, same run.
-RATIO_TARGET = 4.0
 # A verification aid for the driver, never copied into a page: the page's WebAssembly
 # refuses relaxed-SIMD modules, as a browser without relaxed SIMD (Safari today) does.
 # Chromium 156's V8 has no flag that turns relaxed SIMD off alone (it shipped; the
@@ -557,7 +558,7 @@ def run_driver(
     return answer
 
 
-def _job_error(result: dict[str, Any], what: str) -> PosterliteError:
+def job_error(result: dict[str, Any], what: str) -> PosterliteError:
     problems = [p for p in result.get("problems", []) if "favicon" not in p]
     # Runtimes' messages carry stack traces; the first line says what went wrong.
     detail = (str(result.get("error") or "failed").strip().splitlines() or ["failed"])[0]
@@ -566,36 +567,8 @@ def _job_error(result: dict[str, Any], what: str) -> PosterliteError:
     return PosterliteError(f"{what}: {detail}")
 
 
-# --------------------------------------------------------------------------- measuring
-@dataclass
-class BrowserMeasurement:
-    """One model x runtime x throttle in the page: raw timings and scores."""
-
-    model: Path
-    runtime: str
-    throttle: int
-    chromium: str
-    runtime_version: str
-    device: dict[str, Any]
-    model_load_ms: float
-    model_fetch_ms: float
-    first_ms: float
-    warm_ms: list[float]
-    end_to_end_ms: list[float]
-    scores: np.ndarray  # (N, G) from the browser's own decode, NaN rows where it failed
-    pixel_scores: np.ndarray | None  # (N, G) fed posterlite's decoded pixels
-    config: dict[str, Any] = field(default_factory=dict)
-    user_agent: str = ""
-    # Read from the page: fetched .wasm, WebAssembly features, isolation, threads used
-    wasm: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def threads(self) -> int:
-        """Threads the runtime ran with, as the page reports it."""
-        return int(self.wasm.get("threads") or 1)
-
-
-def _poster_links(site: Path, paths: Sequence[Path]) -> list[str]:
+# -------------------------------------------------------------------- posters in the page
+def poster_links(site: Path, paths: Sequence[Path]) -> list[str]:
     posters = site / "posters"
     posters.mkdir(exist_ok=True)
     urls = []
@@ -625,304 +598,14 @@ def page_pixels(paths: Sequence[Path], size: int, chromium: str | Path | None = 
         root = Path(tmp)
         for name in BENCH_FILES:
             shutil.copyfile(WEB_DIR / name, root / name)
-        urls = _poster_links(root, paths)
+        urls = poster_links(root, paths)
         job = {"kind": "bench", "fn": "plPixels", "throttle": 1,
                "job": {"posters": urls, "size": size}}  # fmt: skip
         with serve(root) as base:
             result = run_driver(tools, base, [job])["results"][0]
     if not result.get("ok"):
-        raise _job_error(result, "decoding in the page")
+        raise job_error(result, "decoding in the page")
     return np.asarray(result["pixels"], dtype=np.uint8).reshape(len(paths), size, size, 3)
-
-
-def measure(
-    model: Path,
-    posters: Sequence[Path],
-    *,
-    throttles: Sequence[int] = THROTTLES,
-    runtimes: Sequence[str] = (DEFAULT_RUNTIME,),
-    runs: int = 50,
-    warmup: int = 5,
-    with_host_pixels: bool = False,
-    resize: str = "page",
-    chromium: str | Path | None = None,
-    threads: int | Sequence[int] = 1,
-    init_script: Path | None = None,
-) -> list[BrowserMeasurement]:
-    """Every runtime x thread count x throttle for one model, in one Chromium, from one local
-    (cross-origin isolated) server. A thread count > 1: LiteRT.js's threaded build with that
-    many threads, checked in the page (a page that could not use them is an error); MediaPipe
-    web has no threaded build: it runs once, on one thread (asked for the first count, so
-    its rows record what was asked and why it ran one). `init_script`: a verification aid
-    run in the page before its scripts (`NO_RELAXED_SIMD`)."""
-    if not posters:
-        raise PosterliteError("the browser bench needs at least one poster")
-    counts = [threads] if isinstance(threads, int) else list(dict.fromkeys(threads))
-    if not counts or any(t < 1 for t in counts):
-        raise PosterliteError(f"--browser-threads must be >= 1 (got {threads})")
-    tools = find_tools(chromium)
-    tools.check()
-    with tempfile.TemporaryDirectory(prefix="posterlite-site-") as tmp:
-        site = build_site(model, Path(tmp), runtimes, tools=tools, bench=True, link=True)
-        urls = _poster_links(site.root, posters)
-        pixels_url = None
-        if with_host_pixels:
-            pixels = host_pixels(posters, site.config["size"])
-            (site.root / "pixels.bin").write_bytes(np.ascontiguousarray(pixels).tobytes())
-            pixels_url = "pixels.bin"
-        jobs = [
-            {
-                "kind": "bench",
-                "throttle": throttle,
-                "init_script": str(init_script) if init_script else None,
-                "job": {
-                    "config": "model.json",
-                    "runtime": runtime,
-                    "threads": count,
-                    "posters": urls,
-                    "warmup": warmup,
-                    "runs": runs,
-                    # the runtime's scores do not depend on the throttle: fed once
-                    "pixels": pixels_url if throttle == throttles[0] else None,
-                    "resize": resize,
-                },
-            }
-            for runtime in runtimes
-            for count in (counts if runtime == "litert" else counts[:1])
-            for throttle in throttles
-        ]
-        with serve(site.root) as base:
-            answer = run_driver(tools, base, jobs)
-    measurements = []
-    for spec, result in zip(jobs, answer["results"], strict=True):
-        runtime = spec["job"]["runtime"]
-        if not result.get("ok"):
-            raise _job_error(result, f"{model.name} in {RUNTIME_LABELS[runtime]}")
-        genres = len(site.config["genres"])
-        scores = np.array(
-            [s if s is not None else [np.nan] * genres for s in result["scores"]], np.float64
-        )
-        pixel = result.get("pixel_scores")
-        wasm = dict(result.get("wasm") or {})
-        asked = int(spec["job"]["threads"])
-        if runtime == "litert" and int(wasm.get("threads") or 1) != asked:
-            raise PosterliteError(
-                f"{model.name} in LiteRT.js: asked for {asked} threads, the page ran "
-                f"{wasm.get('threads')} ({wasm.get('why_not_threaded') or 'no reason given'})"
-            )
-        measurements.append(
-            BrowserMeasurement(
-                model=Path(model),
-                runtime=runtime,
-                throttle=int(spec["throttle"]),
-                chromium=answer["chromium"],
-                runtime_version=result["runtime_version"],
-                device=answer["device"],
-                model_load_ms=float(result["model_load_ms"]),
-                model_fetch_ms=float(result["model_fetch_ms"]),
-                first_ms=float(result["first_ms"]),
-                warm_ms=[float(v) for v in result["warm_ms"]],
-                end_to_end_ms=[float(v) for v in result["end_to_end_ms"] if v is not None],
-                scores=scores,
-                pixel_scores=None if pixel is None else np.asarray(pixel, np.float64),
-                config=site.config,
-                user_agent=result.get("user_agent", ""),
-                wasm=wasm,
-            )
-        )
-    return measurements
-
-
-# --------------------------------------------------------------------------- bench rows
-def device_record(m: BrowserMeasurement) -> dict[str, str]:
-    """What every browser row records about where it ran (all strings, like adb's)."""
-    viewport = m.device.get("viewport") or {}
-    label = RUNTIME_LABELS[m.runtime]
-    return {
-        "model": f"{m.device.get('name', DEVICE)} emulated, CPU {m.throttle}x, {label}",
-        "emulated_device": str(m.device.get("name", DEVICE)),
-        "viewport": f"{viewport.get('width')}x{viewport.get('height')}"
-        f"@{m.device.get('device_scale_factor')}",
-        "touch": str(bool(m.device.get("has_touch"))).lower(),
-        "mobile": str(bool(m.device.get("is_mobile"))).lower(),
-        "user_agent": m.user_agent or str(m.device.get("user_agent", "")),
-        "cpu_throttle": str(m.throttle),
-        "browser": f"Chromium {m.chromium} (headless)",
-        "runtime": m.runtime,
-        "runtime_package": f"{RUNTIME_PACKAGES[m.runtime]}@{m.runtime_version}",
-        **wasm_record(m.wasm),
-    }
-
-
-def wasm_variant(files: Sequence[str]) -> str:
-    """`file (what it is)` for the .wasm file(s) a page fetched; "unknown" for none."""
-    if not files:
-        return "unknown (no .wasm fetched by the page was seen)"
-    return "; ".join(
-        f"{f} ({WASM_VARIANTS.get(f, 'build not known to posterlite')})" for f in files
-    )
-
-
-def wasm_record(wasm: dict[str, Any]) -> dict[str, str]:
-    """The WebAssembly facts the page reported, as device-record strings."""
-    if not wasm:
-        return {}
-    probes = {"simd": "simd", "relaxed_simd": "relaxed_simd", "threads_supported": "threads",
-              "jspi": "jspi"}  # fmt: skip
-    features = [name for key, name in probes.items() if wasm.get(key)]
-    record = {
-        "wasm_variant": wasm_variant(list(wasm.get("wasm_files") or [])),
-        "wasm_features_in_page": ",".join(features) or "none",
-        "cross_origin_isolated": str(bool(wasm.get("cross_origin_isolated"))).lower(),
-        "threads_requested": str(wasm.get("threads_requested", 1)),
-        "threads": str(wasm.get("threads", 1)),
-        "hardware_concurrency": str(wasm.get("hardware_concurrency", "")),
-        "workers_started": str(wasm.get("workers_started", "")),
-    }
-    if wasm.get("runtime_thread_count") is not None:
-        record["runtime_thread_count"] = str(wasm["runtime_thread_count"])
-    if wasm.get("why_not_threaded"):
-        record["why_not_threaded"] = str(wasm["why_not_threaded"])
-    return record
-
-
-def bench_row(m: BrowserMeasurement, labels: np.ndarray | None, name: str, fmt: str) -> Any:
-    """A `BenchRow` (target "browser") from one measurement; `labels` (N, G) or None."""
-    from posterlite.bench import BenchRow, LatencyStats
-    from posterlite.metrics import DEFAULT_THRESHOLD, evaluate
-
-    e2e = np.asarray(m.end_to_end_ms, dtype=np.float64)
-    row = BenchRow(
-        model=name,
-        format=fmt,
-        kind="posterlite",
-        path=str(m.model),
-        target="browser",
-        threads=m.threads,
-        size_bytes=m.model.stat().st_size,
-        latency=LatencyStats.from_samples([v / 1e3 for v in m.warm_ms], first_s=m.first_ms / 1e3),
-        load_ms=m.model_load_ms,
-        end_to_end_ms=float(e2e.mean()) if e2e.size else None,
-        device=device_record(m),
-        delegate=f"{RUNTIME_LABELS[m.runtime]} (WebAssembly, XNNPACK, "
-        f"{m.threads} thread{'s' if m.threads > 1 else ''})",
-    )
-    if e2e.size:
-        p50, p90 = np.percentile(e2e, [50, 90])
-        row.device["end_to_end_p50_ms"] = f"{p50:.2f}"
-        row.device["end_to_end_p90_ms"] = f"{p90:.2f}"
-        row.notes.append(
-            f"decode + resize + classify in the page: p50 {p50:.1f} ms, p90 {p90:.1f} ms "
-            f"over {e2e.size} posters"
-        )
-    row.device["model_fetch_ms"] = f"{m.model_fetch_ms:.1f}"
-    if m.threads > 1 and m.throttle > 1:
-        row.notes.append(
-            "Chromium's CPU throttling is aimed at the page's main thread: the runtime's "
-            "worker threads are slowed far less, so this threaded row understates a slower CPU"
-        )
-    row.notes.append(
-        "load = fetch the model + load the runtime's WebAssembly + compile the model, in the page"
-    )
-    if labels is not None:
-        ok = ~np.isnan(m.scores).any(axis=1)
-        if ok.any():
-            row.accuracy = evaluate(
-                labels[ok], m.scores[ok], list(m.config["genres"]), DEFAULT_THRESHOLD
-            )
-        if (~ok).any():
-            row.notes.append(f"{int((~ok).sum())} posters the browser could not decode")
-    return row
-
-
-def run_browser(
-    specs: Sequence[Any],
-    posters: Any,
-    *,
-    throttles: Sequence[int] = THROTTLES,
-    runtimes: Sequence[str] = (DEFAULT_RUNTIME,),
-    runs: int = 50,
-    warmup: int = 5,
-    chromium: str | Path | None = None,
-    native: Sequence[Any] = (),
-    threads: int | Sequence[int] = 1,
-) -> list[Any]:
-    """Browser rows for every `.tflite` spec (Keras baselines and ImageNet references are
-    host-only), scored on `posters` (a `LabelledSet`; None: latency only). `native` CPU rows
-    of the same run give each browser row its p50 ratio to native LiteRT at the thread
-    count the browser row ran (none when the run has no native row at that count).
-    `threads`: LiteRT.js thread count(s) (`BenchOptions.browser_threads`)."""
-    from tqdm import tqdm
-
-    if posters is None:
-        raise PosterliteError("the browser bench needs posters to decode: pass --data")
-    rows = []
-    chosen = [s for s in specs if s.kind == "posterlite" and Path(s.path).suffix == ".tflite"]
-    if not chosen:
-        raise PosterliteError("no .tflite model to run in the browser")
-    with tqdm(total=len(chosen), desc="bench browser", unit="model", leave=False) as bar:
-        for spec in chosen:
-            bar.set_postfix_str(f"{spec.name}/{spec.format}")
-            measured = measure(
-                Path(spec.path),
-                list(posters.paths),
-                throttles=throttles,
-                runtimes=runtimes,
-                runs=runs,
-                warmup=warmup,
-                chromium=chromium,
-                threads=threads,
-            )
-            labels = posters.targets(measured[0].config["genres"])
-            for m in measured:
-                row = bench_row(m, labels, spec.name, spec.format)
-                base = [
-                    r
-                    for r in native
-                    if r.target == "cpu"
-                    and r.path == str(spec.path)
-                    and r.threads == row.threads
-                    and r.latency
-                    and r.latency.p50_ms
-                ]
-                if base and row.latency and row.latency.p50_ms:
-                    ratio = p50_ratio(row.latency.p50_ms, base[0].latency.p50_ms)
-                    row.device["p50_vs_native_litert"] = f"{ratio:.2f}"
-                    row.device["native_litert_threads"] = str(row.threads)
-                    row.notes.append(
-                        f"p50 = {ratio:.1f}x native LiteRT ({row.threads} thread"
-                        f"{'s' if row.threads > 1 else ''}) in the same run"
-                    )
-                else:
-                    row.notes.append(
-                        f"no native LiteRT row at {row.threads} thread(s) in this run: no ratio"
-                    )
-                rows.append(row)
-            bar.update(1)
-    return rows
-
-
-# ----------------------------------------------------------------------------- ratios
-def p50_ratio(browser_p50_ms: float, native_p50_ms: float) -> float:
-    """Browser p50 over native LiteRT's p50 (same model, same thread count, same run)."""
-    if not (native_p50_ms > 0 and browser_p50_ms > 0):
-        raise ValueError(f"p50s must be positive (got {browser_p50_ms}, {native_p50_ms})")
-    return browser_p50_ms / native_p50_ms
-
-
-def ratio_to_native(
-    browser_p50_ms: Sequence[float], native_p50_ms: Sequence[float], target: float = RATIO_TARGET
-) -> dict[str, Any]:
-    """Interleaved rounds -> the ratio and its verdict: the median of the per-round ratios
-    (round i's browser p50 over round i's native p50), met when <= `target`. Pure."""
-    if len(browser_p50_ms) != len(native_p50_ms) or not browser_p50_ms:
-        raise ValueError(
-            f"one browser and one native p50 per round (got {len(browser_p50_ms)} "
-            f"and {len(native_p50_ms)})"
-        )
-    per_round = [p50_ratio(b, n) for b, n in zip(browser_p50_ms, native_p50_ms, strict=True)]
-    ratio = float(np.median(per_round))
-    return {"ratio": ratio, "per_round": per_round, "target": target, "met": ratio <= target}
 
 
 # ---------------------------------------------------------------------------- the page
@@ -1035,7 +718,7 @@ def check_page(
         answer = run_driver(tools, base, [job])
     result = answer["results"][0]
     if not result.get("ok"):
-        raise _job_error(result, f"the page in {site}")
+        raise job_error(result, f"the page in {site}")
     return PageCheck(
         chromium=answer["chromium"],
         device=answer["device"],
@@ -1054,25 +737,3 @@ def serve_forever(site: Path, port: int, echo: Any = print) -> None:
             "(Ctrl-C to stop)"
         )
         threading.Event().wait()
-
-
-def parse_throttles(text: str) -> tuple[int, ...]:
-    """`--cpu-throttle 1,4` -> (1, 4); rates are >= 1 (1 = no slowdown)."""
-    try:
-        values = tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError as exc:
-        raise PosterliteError(f"--cpu-throttle takes integers like 1,4 (got {text!r})") from exc
-    if not values or any(v < 1 for v in values):
-        raise PosterliteError(f"--cpu-throttle rates must be >= 1 (got {text!r})")
-    return values
-
-
-def parse_runtimes(text: str | None) -> tuple[str, ...]:
-    """`mediapipe`, `litert`, `both` or None (the default runtime)."""
-    if text is None:
-        return (DEFAULT_RUNTIME,)
-    if text == "both":
-        return (DEFAULT_RUNTIME, *(r for r in RUNTIMES if r != DEFAULT_RUNTIME))
-    if text not in RUNTIMES:
-        raise PosterliteError(f"unknown browser runtime {text!r} (choose from {RUNTIMES})")
-    return (text,)

@@ -39,11 +39,11 @@ from posterlite import __version__
 from posterlite.errors import PosterliteError
 from posterlite.genres import GenreScheme, default_scheme
 from posterlite.manifest import MANIFEST_FIELDS, read_manifest
+from posterlite.posterfiles import IMAGE_SUFFIXES
 from posterlite.preprocess import PosterDecodeError, _open, to_rgb
 
 WIDTH = 224
 JPEG_QUALITY = 85
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 CALIBRATION_FIELDS = ("path", "genres", "split", "source", "film_id", "sha256", "source_sha256")
 
 

@@ -72,10 +72,11 @@ from posterlite.genres import (
     no_posters_warning,
 )
 from posterlite.manifest import ManifestRow, write_manifest
+from posterlite.posterfiles import looks_like_image
 from posterlite.preprocess import PosterDecodeError, load_poster
+from posterlite.safetext import display
 
 FORMATS: tuple[str, ...] = ("kaggle", "multihot", "folders", "streaming")
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
 # Where a CSV layout's posters live, in order of preference; else the CSV's own folder.
 POSTER_DIRS: tuple[str, ...] = ("MoviePosters", "posters", "Posters", "Images", "images")
 # CSV names preferred when a folder holds several CSV files.
@@ -103,7 +104,6 @@ DOWNLOAD_CHUNK = 64 * 1024
 _FILM_ID_RE = re.compile(r"^(?:tt)?(\d+)(?:\.0+)?$", re.IGNORECASE)
 _GENRE_SPLIT_RE = re.compile(r"[|,\s]+")
 _SAFE_ID_RE = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 # --- results -------------------------------------------------------------------------
@@ -184,14 +184,10 @@ def split_raw_genres(text: str) -> list[str]:
     return [part for part in _GENRE_SPLIT_RE.split(text.strip()) if part]
 
 
-def is_image_file(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
-
-
 def one_line(text: str, limit: int = 120) -> str:
     """`text` safe to print as (part of) one line: control characters (a CSV cell may hold
     newlines) escaped, clipped to `limit` characters."""
-    escaped = _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    escaped = display(text)
     return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
 
 
@@ -309,7 +305,7 @@ def _posters_dir(root: Path) -> Path:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_image_file(p))
+    return sorted(p for p in folder.iterdir() if p.is_file() and looks_like_image(p))
 
 
 def _is_file(path: Path) -> bool:

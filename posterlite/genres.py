@@ -18,6 +18,8 @@ import numpy as np
 DEFAULT_GENRES: tuple[str, ...] = ("Action", "Drama", "Comedy", "Crime", "Romance", "Other")
 GENRES_ENV = "POSTERLITE_GENRES"  # the variable that configures the scheme
 CATCH_ALL = "Other"
+# The decision threshold per genre unless a model's metadata or the caller says otherwise.
+DEFAULT_THRESHOLD = 0.5
 # Raw labels that mean "no genre" rather than a genre that maps to Other.
 NO_GENRE = frozenset({"", "n/a", "na", "none", "nan", "null", "(no genres listed)"})
 

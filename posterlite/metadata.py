@@ -58,19 +58,22 @@ from flatbuffers.table import Table
 
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_text, json_text
-from posterlite.genres import default_scheme
-from posterlite.interpreter import check_model_file, first_line, load_interpreter
+from posterlite.genres import DEFAULT_THRESHOLD, default_scheme
+from posterlite.interpreter import (
+    TFLITE_IDENTIFIER,
+    check_model_file,
+    first_line,
+    load_interpreter,
+)
 from posterlite.preprocess import NORM_MEAN, NORM_STD
 from posterlite.safetext import display
 
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
-TFLITE_IDENTIFIER = b"TFL3"
 # Every field used here exists since metadata schema 1.0.0.
 MIN_PARSER_VERSION = "1.0.0"
 LABELS_FILE = "labels.txt"
 THRESHOLDS_FILE = "thresholds.json"
-DEFAULT_THRESHOLD = 0.5
 
 # What a model file can make posterlite read. Ours zip two files of a few hundred bytes;
 # Google's 1001 ImageNet labels are 21 KB, its metadata flatbuffer 0.7 KB.

@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-DEFAULT_THRESHOLD = 0.5
+from posterlite.genres import DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ import numpy as np
 
 from posterlite.errors import PosterliteError
 from posterlite.fileio import json_text
+from posterlite.genres import DEFAULT_THRESHOLD
 from posterlite.interpreter import interpreter_class, load_interpreter
 from posterlite.metadata import read_metadata
 from posterlite.posterfiles import IMAGE_SUFFIXES, expand_posters  # noqa: F401 (predict's names)
@@ -43,7 +44,6 @@ from posterlite.preprocess import (
 )
 from posterlite.safetext import csv_text, display
 
-DEFAULT_THRESHOLD = 0.5
 # Kept for callers of the names this module used to define (`convert` uses the class).
 _interpreter_class = interpreter_class
 

@@ -1,4 +1,5 @@
-"""`posterlite bench --target android`: the benchmark_model parser and the adb path, for real.
+"""`posterlite bench --target android`: the benchmark_model parser and the adb path, for real
+(`posterlite.android`, and its bench target `posterlite.bench.targets.android`).
 
 Tests marked `adb` drive the REAL adb client (Debian package `adb`) and its server (on a
 private port, killed at teardown, with its keys in a temporary HOME) against
@@ -28,6 +29,7 @@ from click.testing import CliRunner
 from test_bench import SAMPLE_LABELS, tiny  # noqa: F401  (session fixture: tiny models)
 
 from posterlite import android, bench
+from posterlite.bench.targets.android import device_latency
 from posterlite.cli import main
 from posterlite.errors import PosterliteError
 
@@ -48,7 +50,7 @@ def test_parse_real_desktop_output_without_percentiles() -> None:
     assert out.inference_avg_us == pytest.approx(33071.8)
     assert out.inference.count == 50 and out.inference.std == 129
     assert out.warmup.count == 12 and out.model_size_mb == pytest.approx(3.34914)
-    latency = out.latency()
+    latency = device_latency(out)
     assert latency.mean_ms == pytest.approx(33.0718) and latency.p50_ms is None
     assert (latency.min_ms, latency.max_ms, latency.first_ms) == pytest.approx(
         (32.687, 33.239, 156.677)
@@ -61,8 +63,8 @@ def test_parse_real_logcat_output_with_percentiles_and_memory() -> None:
     assert (out.inference.p5, out.inference.median, out.inference.p95) == (140545, 141253, 187533)
     assert (out.memory_init_mb, out.memory_overall_mb) == pytest.approx((54.2852, 73.4102))
     assert out.peak_memory_mb is None
-    assert out.latency().p50_ms == pytest.approx(141.253)
-    assert out.latency().p95_ms == pytest.approx(187.533)
+    assert device_latency(out).p50_ms == pytest.approx(141.253)
+    assert device_latency(out).p95_ms == pytest.approx(187.533)
 
 
 def test_parse_real_scientific_notation_and_peak_memory() -> None:

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 from conftest import make_poster
 
 from posterlite import bench
-from posterlite.benchdata import BenchRow, LatencyStats
+from posterlite.bench import BenchRow, LatencyStats, paths
+from posterlite.bench.sidecar import file_digest
 from posterlite.card import ModelCard, write_card
 from posterlite.cli import main
 from posterlite.errors import PosterliteError
@@ -167,10 +168,13 @@ def test_ratios_anchor_and_int8_over_fp32_from_the_same_rounds() -> None:
     ]  # fmt: skip
     ratios = {r.name.split(":")[0]: r for r in bench.compute_ratios(rows)}
     anchor = ratios["anchor"]
-    assert anchor.value == pytest.approx(4.4 / 4.0) and anchor.goal == bench.ANCHOR_GOAL
+    # The one ratio definition: the median of the per-round ratios (1.0, 1.1, 1.0), not
+    # the ratio of the median p50s (4.4 / 4.0), which the middle round alone would set.
+    assert anchor.value == pytest.approx(1.0) and anchor.goal == bench.ANCHOR_GOAL
     assert anchor.per_round == pytest.approx((1.0, 1.1, 1.0)) and anchor.met is True
     assert anchor.numerator == "mobilenet_v2/int8" and anchor.threads == 1
-    assert ratios["int8 / fp32"].value == pytest.approx(4.4 / 8.0)
+    assert ratios["int8 / fp32"].value == pytest.approx(0.5)
+    assert ratios["int8 / fp32"].per_round == pytest.approx((0.5, 0.55, 0.5))
     assert "CPU" in ratios["int8 / fp32"].note
     assert len(bench.compute_ratios(rows[3:])) == 0  # nothing to compare cnn with
 
@@ -186,7 +190,7 @@ def test_browser_ratio_is_to_native_litert_at_the_rows_own_thread_count() -> Non
     page.target, page.threads = "browser", 2
     page.device = {"cpu_throttle": "1", "model": "Pixel 7 emulated, CPU 1x, LiteRT.js"}
     (ratio,) = [r for r in bench.compute_ratios([one, two, page]) if r.name.startswith("browser")]
-    assert ratio.threads == 2 and ratio.value == pytest.approx(12.16 / 2.5)
+    assert ratio.threads == 2 and ratio.value == pytest.approx(12.5 / 2.6)  # median of rounds
     assert ratio.goal == 4.0 and ratio.met is False
     assert ratio.per_round == pytest.approx((12.0 / 2.5, 12.16 / 2.5, 12.5 / 2.6))
     assert "2 thread(s)" in ratio.note
@@ -198,18 +202,34 @@ def test_browser_ratio_is_to_native_litert_at_the_rows_own_thread_count() -> Non
     assert ratio.value == pytest.approx(12.16 / 4.0) and ratio.met is True
 
 
+def test_round_ratio_is_the_median_of_per_round_ratios() -> None:
+    value, per_round = bench.round_ratio([6.0, 7.8, 10.0], [2.0, 2.0, 2.0])
+    assert per_round == pytest.approx((3.0, 3.9, 5.0)) and value == pytest.approx(3.9)
+    assert bench.round_ratio([17.9], [3.77])[0] == pytest.approx(4.748, abs=1e-3)
+    for bad in (([1.0], [1.0, 2.0]), ([], []), ([1.0], [0.0])):
+        with pytest.raises(ValueError):
+            bench.round_ratio(*bad)
+
+
+def test_ratios_need_rows_from_the_same_rounds() -> None:
+    """A row timed in another number of rounds has no per-round partner: no ratio."""
+    ours = _timed_row("mobilenet_v2", "int8", "posterlite", "m.int8.tflite", [4.0, 4.4])
+    google = _timed_row("google", "int8-ptq", "reference", f"x/{bench.ANCHOR_REFERENCE}", [4.0])
+    assert bench.compute_ratios([ours, google]) == []
+
+
 def test_pareto_front_keeps_undominated_points_by_latency() -> None:
     points = [(10.0, 0.5), (5.0, 0.4), (20.0, 0.45), (5.0, 0.3), (30.0, 0.6)]
     assert bench.pareto_front(points) == [1, 0, 4]
 
 
 def test_split_name_and_option_parsing() -> None:
-    assert bench._split_name(Path("a/mobilenet_v2.int8.tflite")) == ("mobilenet_v2", "int8")
-    assert bench._split_name(Path("model.tflite")) == ("model", "tflite")
+    assert bench.split_name(Path("a/mobilenet_v2.int8.tflite")) == ("mobilenet_v2", "int8")
+    assert bench.split_name(Path("model.tflite")) == ("model", "tflite")
     assert bench.parse_threads("1, 2") == (1, 2)
     assert bench.parse_formats("int8,fp32") == ("int8", "fp32")
     assert bench.parse_formats("all") == bench.FORMATS
-    assert bench._split_name(Path("models/mobilenet_v2/model.int8.tflite")) == (
+    assert bench.split_name(Path("models/mobilenet_v2/model.int8.tflite")) == (
         "mobilenet_v2",
         "int8",
     )
@@ -221,7 +241,7 @@ def test_split_name_and_option_parsing() -> None:
 
 
 def test_no_models_anywhere_is_a_clear_error(tmp_path, monkeypatch) -> None:
-    monkeypatch.setattr(bench, "MODELS_DIR", tmp_path / "models")
+    monkeypatch.setattr(paths, "MODELS_DIR", tmp_path / "models")
     with pytest.raises(PosterliteError, match="no trained models"):
         bench.resolve_models([])
     with pytest.raises(PosterliteError, match="model not found"):
@@ -243,7 +263,7 @@ def _bench_cli(*args: str):
 
 def test_bench_cli_run_dir_keras_baseline_json_and_plot(tiny, tmp_path, monkeypatch) -> None:
     """A run dir is converted (cache), benched with its Keras baseline; every output written."""
-    monkeypatch.setattr(bench, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(paths, "CACHE_DIR", tmp_path / "cache")
     out_json, out_png = tmp_path / "bench.json", tmp_path / "bench.png"
     result = _bench_cli(
         str(tiny["run"]), "--formats", "fp32,int8", "--data", str(tiny["sample"]),
@@ -271,9 +291,11 @@ def test_bench_cli_run_dir_keras_baseline_json_and_plot(tiny, tmp_path, monkeypa
 
     report = json.loads(out_json.read_text())
     assert report["schema"] == bench.SCHEMA
-    assert report["hardware"]["cpu_model"] == bench.cpu_model()
-    assert report["hardware"]["logical_cores"] >= 1
-    assert "ai-edge-litert" in report["library_versions"]
+    assert report["environment"]["cpu_model"] == bench.cpu_model()
+    assert report["environment"]["logical_cores"] >= 1
+    assert "ai-edge-litert" in report["environment"]["libraries"]
+    again = bench.BenchReport.from_json(out_json.read_text())  # the JSON reads back whole
+    assert again.to_json_value() == report
     assert report["settings"]["rounds"] == 2
     rows = {(r["format"], r["threads"]): r for r in report["rows"]}
     fp32 = rows[("fp32", 1)]
@@ -357,9 +379,9 @@ def shipped(tmp_path_factory) -> dict[str, Path]:
 
 
 def _use_shipped(shipped, monkeypatch, cache: Path) -> None:
-    monkeypatch.setattr(bench, "MODELS_DIR", shipped["models"])
-    monkeypatch.setattr(bench, "DEFAULT_SAMPLE", shipped["sample"])
-    monkeypatch.setattr(bench, "CACHE_DIR", cache)
+    monkeypatch.setattr(paths, "MODELS_DIR", shipped["models"])
+    monkeypatch.setattr(paths, "DEFAULT_SAMPLE", shipped["sample"])
+    monkeypatch.setattr(paths, "CACHE_DIR", cache)
     monkeypatch.setenv("POSTERLITE_SHARED", str(shipped["root"] / "shared"))
 
 
@@ -369,7 +391,7 @@ def test_export_int8_records_keras_and_is_idempotent(shipped, capsys) -> None:
     sidecar = bench.read_sidecar(target)
     reference = bench.recorded_reference(target)
     assert reference is not None and reference.posters == len(SAMPLE_LABELS)
-    assert reference.keras_sha256 == bench._file_digest(run / "model.keras", 64)
+    assert reference.keras_sha256 == file_digest(run / "model.keras", 64)
     assert sidecar["genres"] == list(DEFAULT_GENRES) and sidecar["export"]["gate"]["passed"]
     assert sidecar["export"]["gate"]["posters"] > 0  # checked on the card's val split
     assert str(bench.REPO) not in json.dumps(sidecar)  # no machine path recorded

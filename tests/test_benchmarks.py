@@ -381,8 +381,11 @@ def test_browser_ratio_other_formats_faster_or_slower_than_the_int8_page(tmp_pat
 
 
 def test_browser_ratio_formats_option(tmp_path, capsys):
+    from posterlite.bench import browser_ratio as mode
+    from posterlite.errors import PosterliteError
+
+    assert mode.ratio_formats("fp16, int8,fp16") == ("int8", "fp16")
     browser_ratio = script("browser_ratio")
-    assert browser_ratio.parse_formats("fp16, int8,fp16") == ("int8", "fp16")
     for bad, why in (("fp32", "must include int8"), ("int8,int4", "unknown format(s) int4")):
         with pytest.raises(SystemExit) as exit_info:
             browser_ratio.main(["--formats", bad, "--results", str(tmp_path)])
@@ -393,13 +396,11 @@ def test_browser_ratio_formats_option(tmp_path, capsys):
     int8 = tmp_path / "model.int8.tflite"
     (tmp_path / "formats").mkdir()
     (tmp_path / "formats" / "mobilenet_v2.fp32.tflite").write_bytes(b"x")
-    files = browser_ratio.format_files(int8, tmp_path / "formats", ("int8", "fp32"))
+    files = mode.format_files(int8, tmp_path / "formats", ("int8", "fp32"))
     assert files == {"int8": int8, "fp32": tmp_path / "formats" / "mobilenet_v2.fp32.tflite"}
-    from posterlite.errors import PosterliteError
-
     with pytest.raises(PosterliteError, match=r"no \*\.fp16\.tflite"):
-        browser_ratio.format_files(int8, tmp_path / "formats", ("int8", "fp16"))
-    assert browser_ratio.round_order(("int8", "fp32", "fp16"), 1) == ["fp32", "fp16", "int8"]
+        mode.format_files(int8, tmp_path / "formats", ("int8", "fp16"))
+    assert mode.round_order(("int8", "fp32", "fp16"), 1) == ["fp32", "fp16", "int8"]
 
 
 def test_finetune_ablation_best_follows_the_data(tmp_path):

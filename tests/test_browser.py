@@ -24,6 +24,9 @@ from conftest import REPO, make_poster
 from tiny_models import THRESHOLDS, session_tiny_run
 
 from posterlite import browser
+from posterlite.bench import options as bench_options
+from posterlite.bench.browser_ratio import verdict
+from posterlite.bench.targets import browser as browser_target
 from posterlite.cli import main
 from posterlite.errors import PosterliteError
 from posterlite.metadata import read_metadata
@@ -96,12 +99,12 @@ def test_model_config_carries_metadata_and_the_hosts_quantization(tiny: dict[str
 
 
 def test_parse_options() -> None:
-    assert browser.parse_throttles("1,4") == (1, 4)
-    assert browser.parse_runtimes(None) == (browser.DEFAULT_RUNTIME,)
-    assert set(browser.parse_runtimes("both")) == set(browser.RUNTIMES)
+    assert bench_options.parse_throttles("1,4") == (1, 4)
+    assert bench_options.parse_runtimes(None) == (browser.DEFAULT_RUNTIME,)
+    assert set(bench_options.parse_runtimes("both")) == set(browser.RUNTIMES)
     for bad in ("0", "x", ""):
         with pytest.raises(PosterliteError):
-            browser.parse_throttles(bad)
+            bench_options.parse_throttles(bad)
 
 
 def test_server_serves_wasm_and_modules_with_browser_types(tmp_path: Path) -> None:
@@ -130,17 +133,16 @@ def test_server_sends_cross_origin_isolation_headers_unless_asked_not_to(tmp_pat
 
 def test_ratio_to_native_on_both_sides_of_the_target() -> None:
     # median of per-round ratios: rounds 3.0, 3.9, 5.0 -> 3.9 (met); 4.1, 4.2, 3.0 -> 4.1
-    met = browser.ratio_to_native([6.0, 7.8, 10.0], [2.0, 2.0, 2.0])
-    assert met["ratio"] == pytest.approx(3.9) and met["met"] is True
-    assert met["per_round"] == pytest.approx([3.0, 3.9, 5.0])
-    missed = browser.ratio_to_native([8.2, 8.4, 6.0], [2.0, 2.0, 2.0])
-    assert missed["ratio"] == pytest.approx(4.1) and missed["met"] is False
-    assert browser.ratio_to_native([8.0], [2.0])["met"] is True  # exactly 4x is within
-    assert browser.ratio_to_native([8.0], [2.0], target=3.0)["met"] is False
-    assert browser.p50_ratio(17.9, 3.77) == pytest.approx(4.748, abs=1e-3)
+    met = verdict([6.0, 7.8, 10.0], [2.0, 2.0, 2.0], 4.0)
+    assert met.ratio == pytest.approx(3.9) and met.met is True
+    assert met.per_round == pytest.approx((3.0, 3.9, 5.0))
+    missed = verdict([8.2, 8.4, 6.0], [2.0, 2.0, 2.0], 4.0)
+    assert missed.ratio == pytest.approx(4.1) and missed.met is False
+    assert verdict([8.0], [2.0], 4.0).met is True  # exactly 4x is within
+    assert verdict([8.0], [2.0], target=3.0).met is False
     for bad in (([1.0], []), ([], []), ([1.0], [0.0])):
         with pytest.raises(ValueError):
-            browser.ratio_to_native(*bad)
+            verdict(*bad, 4.0)
 
 
 def test_browser_ratio_renders_the_verdict_from_the_data() -> None:
@@ -188,7 +190,7 @@ def test_browser_threads_need_the_browser_target(tiny: dict[str, Path]) -> None:
     assert "--browser-threads" in _one_line_error(result)
     import posterlite  # the Python API takes it as a BenchOptions field, checked alike
 
-    for bad, message in ((2, "needs --target browser"), (0, "must be >= 1")):
+    for bad, message in ((2, "need --target browser"), (0, "must be >= 1")):
         with pytest.raises(PosterliteError, match=message):
             posterlite.bench([tiny["int8"]], browser_threads=bad, references=False)
 
@@ -612,9 +614,9 @@ def test_page_loads_the_compat_build_without_relaxed_simd(
             assert info["why_not_threaded"] == "no relaxed SIMD in this browser"
         assert check.last["genres"] == tuned
         np.testing.assert_allclose(check.last["scores"], expected, atol=1e-6)
-    (m,) = browser.measure(tiny["int8"], [poster], throttles=(1,), runtimes=("litert",),
-                           runs=2, warmup=1, init_script=browser.NO_RELAXED_SIMD)  # fmt: skip
-    record = browser.bench_row(m, None, "tiny", "int8").device
+    (m,) = browser_target.measure(tiny["int8"], [poster], throttles=(1,), runtimes=("litert",),
+                                  runs=2, warmup=1, init_script=browser.NO_RELAXED_SIMD)  # fmt: skip
+    record = browser_target.bench_row([m], None, "tiny", "int8").device
     assert record["wasm_variant"] == (
         "litert_wasm_compat_internal.wasm (SIMD128 (no relaxed SIMD), no threads)"
     )
@@ -632,7 +634,7 @@ def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None
         main,
         ["bench", str(tiny["int8"]), "--target", "browser", "--browser-runtime", "both",
          "--browser-threads", "2",
-         "--cpu-throttle", "1", "--data", str(data), "--runs", "3", "--rounds", "1",
+         "--cpu-throttle", "1", "--data", str(data), "--runs", "3", "--rounds", "2",
          "--warmup", "1", "--no-references", "--no-keras", "--json", str(out),
          "--plot", str(tmp_path / "bench.png")],
     )  # fmt: skip
@@ -646,21 +648,26 @@ def test_bench_browser_rows_parse(tiny: dict[str, Path], tmp_path: Path) -> None
         assert device["emulated_device"] == browser.DEVICE and device["cpu_throttle"] == "1"
         assert device["browser"].startswith("Chromium ") and device["mobile"] == "true"
         assert device["runtime_package"].split("@")[-1][0].isdigit()
-        assert row["latency"]["count"] == 3 and row["latency"]["p50_ms"] > 0
+        assert row["latency"]["count"] == 6 and row["latency"]["rounds"] == 2
         assert row["load_ms"] > 0 and row["end_to_end_ms"] > 0
         assert row["accuracy"]["n_samples"] == 6
         # read from the page: the .wasm it fetched, isolation, threads asked and used
         assert device["cross_origin_isolated"] == "true" and device["threads_requested"] == "2"
         assert "relaxed_simd" in device["wasm_features_in_page"]
         assert device["threads"] == str(row["threads"])
-        # the ratio is to native LiteRT at the browser row's own thread count, same run
-        assert device["native_litert_threads"] == device["threads"]
+        assert row["end_to_end_p50_ms"] > 0 and row["model_fetch_ms"] >= 0  # numbers
+        # the ratio is to native LiteRT at the browser row's own thread count, same rounds
         same = next(
             r for r in report["rows"] if r["target"] == "cpu" and r["threads"] == row["threads"]
         )
-        assert float(device["p50_vs_native_litert"]) == pytest.approx(
-            row["latency"]["p50_ms"] / same["latency"]["p50_ms"], rel=0.01
-        )
+        (ratio,) = [
+            r for r in report["ratios"]
+            if r["name"] == f"browser ({device['model']}) / native LiteRT"
+        ]  # fmt: skip
+        page, native = row["latency"]["round_p50_ms"], same["latency"]["round_p50_ms"]
+        per_round = [a / b for a, b in zip(page, native, strict=True)]
+        assert len(per_round) == 2 and ratio["per_round"] == pytest.approx(per_round)
+        assert ratio["value"] == pytest.approx(float(np.median(per_round)))
     by_runtime = {r["device"]["runtime"]: r for r in rows}
     threaded = by_runtime["litert"]["device"]
     assert threaded["wasm_variant"].startswith("litert_wasm_threaded_internal.wasm (relaxed SIMD")

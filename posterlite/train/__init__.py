@@ -39,15 +39,14 @@ Package layout (each part in one place):
 """
 
 from posterlite.preprocess import PREPROCESS_VERSION
+from posterlite.train.blocks import fine_tune_blocks
 from posterlite.train.config import (
     ARCHS,
-    CNN_INPUT_SIZE,
     CONFUSION_PNG,
     CURVES_PNG,
     FEATURE_BATCH,
     GRID_OPTIMIZERS,
     HISTORY_NAME,
-    MOBILENET_INPUT_SIZE,
     OPTIMIZERS,
     REPORT_JSON,
     REPORT_MD,
@@ -78,7 +77,7 @@ from posterlite.train.dataset import (
     load_dataset,
     weights_sha256,
 )
-from posterlite.train.finetune import export_at_size, fine_tune_blocks, train_end_to_end
+from posterlite.train.finetune import export_at_size, train_end_to_end
 from posterlite.train.grid import MODEL_NAMES, GridResult, grid_configs, publish_best, run_grid
 from posterlite.train.heads import Trained, train_cnn_trunk, train_head
 from posterlite.train.models import (
@@ -105,7 +104,6 @@ __all__ = [
     "EndToEndConfig",
     "parse_schedule",
     "ArrayStore",
-    "CNN_INPUT_SIZE",
     "CONFUSION_PNG",
     "CURVES_PNG",
     "Dataset",
@@ -113,7 +111,6 @@ __all__ = [
     "GRID_OPTIMIZERS",
     "GridResult",
     "HISTORY_NAME",
-    "MOBILENET_INPUT_SIZE",
     "MODEL_NAMES",
     "OPTIMIZERS",
     "PREPROCESS_VERSION",

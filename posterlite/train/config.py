@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from posterlite.archs import ARCH_NAMES, SMOTE_SUFFIX, arch_spec
 from posterlite.card import CARD_NAME, MODEL_NAME
 from posterlite.errors import PosterliteError
 from posterlite.fileio import (
@@ -19,16 +20,11 @@ from posterlite.fileio import (
     jsonable,
 )
 
-ARCHS = ("cnn", "mobilenet_v1", "mobilenet_v2")
+# The architectures are `posterlite.archs`' registry; ARCHS is its list of names.
+ARCHS = ARCH_NAMES
 
 
 OPTIMIZERS = ("adam", "sgd")
-
-
-CNN_INPUT_SIZE = 96
-
-
-MOBILENET_INPUT_SIZE = 224
 
 
 # The paper's optimizer grid; each architecture x SMOTE pair keeps its best run.
@@ -188,8 +184,7 @@ class TrainConfig:
     init: str | None = None
 
     def __post_init__(self) -> None:
-        if self.arch not in ARCHS:
-            raise PosterliteError(f"unknown model {self.arch!r}; choose one of {', '.join(ARCHS)}")
+        arch_spec(self.arch)  # raises for an unknown architecture
         if self.optimizer not in OPTIMIZERS:
             raise PosterliteError(f"unknown optimizer {self.optimizer!r}; choose adam or sgd")
         if self.epochs < 1 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -199,11 +194,11 @@ class TrainConfig:
     def size(self) -> int:
         if self.input_size is not None:
             return self.input_size
-        return CNN_INPUT_SIZE if self.arch == "cnn" else MOBILENET_INPUT_SIZE
+        return arch_spec(self.arch).input_size
 
     @property
     def name(self) -> str:
-        return self.arch + ("_smote" if self.smote else "")
+        return self.arch + (SMOTE_SUFFIX if self.smote else "")
 
     @property
     def run_id(self) -> str:

@@ -1,6 +1,6 @@
-"""Fine-tuning a MobileNet after its head.
+"""Fine-tuning a MobileNet end to end after its head (`blocks.fine_tune_blocks` tunes the
+top N blocks only; `heads` calls it inside the head stage, and this module calls `heads`).
 
-- `fine_tune_blocks` (`--fine-tune N`): the top N blocks on cached activations at their input.
 - `train_end_to_end` / `fine_tune_all` (`--fine-tune all`): every backbone layer, from the
   trained head, on augmented posters from a decoded uint8 cache; resumable per epoch.
 - `export_at_size`: a trained MobileNet re-exported at another input size (the fast 160 px
@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from posterlite.archs import backbone_spec
 from posterlite.card import MODEL_NAME
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_path, atomic_write_text, sha256_file
@@ -47,107 +48,15 @@ from posterlite.train.config import (
 from posterlite.train.dataset import (
     Dataset,
     Workspace,
-    activation_batches,
-    activation_store_path,
-    cached_activations,
     decoded_pixels,
     predict_pixels,
-    weights_sha256,
 )
 from posterlite.train.distill import blend_targets, teacher_probabilities
+from posterlite.train.heads import Trained, train_mobilenet
 from posterlite.train.models import (
     assemble,
-    compile_for_training,
-    fine_tune_cut,
-    fit,
     make_loss,
-    top_blocks,
 )
-
-
-def fine_tune_blocks(
-    ws: Workspace,
-    data: Dataset,
-    backbone: Any,
-    head: Any,
-    config: TrainConfig,
-    history: dict,
-) -> tuple[dict, np.ndarray, dict]:
-    """Train the top N blocks + the trained head on cached activations at the cut.
-
-    The layers below the cut stay frozen, so their output is computed once per poster and
-    cached (float16, memmapped); each epoch then only runs the top blocks. Batch norm stays
-    frozen (inference mode, moving statistics). The blocks are the backbone's own layers,
-    so the full model (image -> backbone -> head) carries the tuned weights.
-    Returns (history, validation probabilities of the cached path, extra).
-    """
-    import keras
-
-    weights = weights_sha256(backbone)  # before training: the key of the frozen part
-    cut = fine_tune_cut(backbone, config.fine_tune)
-    unfrozen = {id(layer) for layer in top_blocks(backbone, config.fine_tune)}
-    extractor = keras.Model(backbone.input, backbone.get_layer(cut).output, name="below_cut")
-    acts = {}
-    computed = 0
-    for name, split in (("train", data.train), ("val", data.val)):
-        path = activation_store_path(ws.cache, config.arch, config.size, weights, cut, split.keys)
-        acts[name], fresh = cached_activations(
-            split, extractor, path, config.size, f"{config.arch} {cut} {name}"
-        )
-        computed += len(split.keys) if fresh else 0
-    flipped = None
-    if config.fine_tune_flip:
-        path = activation_store_path(
-            ws.cache, config.arch, config.size, weights, cut, data.train.keys, flipped=True
-        )
-        flipped, fresh = cached_activations(
-            data.train, extractor, path, config.size, f"{config.arch} {cut} train mirrored", True
-        )
-        computed += len(data.train.keys) if fresh else 0
-    del extractor
-    top = keras.Model(backbone.get_layer(cut).output, backbone.output, name="top_blocks")
-    backbone.trainable = True
-    for layer in backbone.layers:
-        frozen_bn = isinstance(layer, keras.layers.BatchNormalization)
-        layer.trainable = id(layer) in unfrozen and not frozen_bn
-    inputs = keras.Input(acts["train"].shape[1:], name="activation")
-    trainer = keras.Model(inputs, head(top(inputs, training=False)), name="fine_tune")
-    lr = config.fine_tune_learning_rate or config.learning_rate / 10
-    compile_for_training(trainer, config, data.train.labels, lr)
-    tuned = fit(
-        trainer,
-        activation_batches(
-            acts["train"], data.train.labels, config.batch_size, True, config.seed, flipped
-        ),
-        None,
-        activation_batches(acts["val"], data.val.labels, 128, False, 0),
-        config,
-        config.epochs,
-        None,
-    )
-    trainable = int(sum(int(np.prod(w.shape)) for w in trainer.trainable_weights))
-    backbone.trainable = False
-    val_p = trainer.predict(
-        activation_batches(acts["val"], data.val.labels, 128, False, 0), verbose=0
-    )
-    extra = {
-        "fine_tuned_blocks": config.fine_tune,
-        "fine_tune": {
-            "cut_layer": cut,
-            "learning_rate": lr,
-            "trainable_params": trainable,
-            "activation_shape": list(acts["train"].shape[1:]),
-            "activation_dtype": "float16",
-            "activations_computed": computed,
-            "activation_stores": [str(Path(a.filename)) for a in acts.values()],
-            "flip_augmentation": flipped is not None,
-            "bn": "frozen (inference mode, moving statistics)",
-            "head": "initialised from the head trained on pooled features",
-        },
-    }
-    merged = {**history, **{f"fine_tune_{k}": v for k, v in tuned.items()}}
-    return merged, np.asarray(val_p, dtype=np.float64), extra
-
 
 # --- end to end (`--fine-tune all`) ---------------------------------------------------
 CHECKPOINT_DIR = "finetune"  # inside the run's out dir: state.json + weights per epoch
@@ -542,9 +451,7 @@ def build_flexible_backbone(arch: str, size: int | None) -> Any:
     """The Keras MobileNet graph at `size` (None: any size), random weights (set them)."""
     import keras
 
-    factory = (
-        keras.applications.MobileNet if arch == "mobilenet_v1" else keras.applications.MobileNetV2
-    )
+    factory = getattr(keras.applications, str(backbone_spec(arch).keras_application))
     import warnings
 
     with warnings.catch_warnings():  # "input shape not in [96..224]": weights come later
@@ -565,12 +472,10 @@ def export_full_model(backbone: Any, head: Any, arch: str, size: int, name: str)
 
 def train_end_to_end(
     ws: Workspace, data: Dataset, config: TrainConfig, out_dir: Path, progress: bool = True
-) -> Any:
-    """Head stage (or `config.init`'s trained model), then `fine_tune_all`. -> Trained."""
+) -> Trained:
+    """Head stage (or `config.init`'s trained model), then `fine_tune_all`: the trained
+    full model. Raises PosterliteError for the cnn or a missing `--init` model."""
     import keras
-
-    # heads imports this module (block fine-tune): import it here, not at the top.
-    from posterlite.train.heads import Trained, train_mobilenet
 
     if config.arch == "cnn":
         raise PosterliteError("--fine-tune all is for the MobileNets (the cnn trains end to end)")

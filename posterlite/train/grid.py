@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from posterlite.archs import GRID_MODEL_NAMES
 from posterlite.card import CARD_NAME, MODEL_NAME, read_card, write_card
 from posterlite.fileio import (
     jsonable,
@@ -27,7 +28,7 @@ from posterlite.train.config import (
 from posterlite.train.dataset import Workspace
 from posterlite.train.run import train_run
 
-MODEL_NAMES = tuple(f"{a}{s}" for a in ARCHS for s in ("", "_smote"))
+MODEL_NAMES = GRID_MODEL_NAMES
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from posterlite.train.blocks import fine_tune_blocks
 from posterlite.train.config import TrainConfig
 from posterlite.train.dataset import (
     Dataset,
@@ -22,7 +23,6 @@ from posterlite.train.dataset import (
     image_dataset,
     weights_sha256,
 )
-from posterlite.train.finetune import fine_tune_blocks
 from posterlite.train.models import (
     assemble,
     build_backbone_for,

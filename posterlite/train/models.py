@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from posterlite.archs import backbone_spec
 from posterlite.errors import PosterliteError
 from posterlite.fileio import (
     sha256_file,
@@ -35,11 +36,7 @@ def build_backbone_for(config: TrainConfig) -> tuple[Any, dict[str, str]]:
     if not config.pretrained:
         # Straight from keras.applications: backbones.build_backbone(weights=None) may pick
         # up Keras' cached ImageNet file, and a random backbone must stay random.
-        factory = (
-            keras.applications.MobileNet
-            if arch == "mobilenet_v1"
-            else keras.applications.MobileNetV2
-        )
+        factory = getattr(keras.applications, str(backbone_spec(arch).keras_application))
         model = factory(
             input_shape=(size, size, 3), alpha=1.0, include_top=False, pooling="avg", weights=None
         )

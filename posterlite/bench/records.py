@@ -1,0 +1,572 @@
+"""The bench's records, the bottom layer: what a run measured, as typed values, and its JSON.
+
+Nothing here measures or imports another bench module. Every other bench module builds
+these: `ModelSpec` (a model file and what it is), `LatencyStats`, `BenchRow` (one model x
+format x thread count on one target), `Ratio` (one row's p50 over another's), `KerasReference`
+(the Keras model's figures recorded at export), and `BenchReport`, the whole run, which
+writes itself as JSON (`to_json`) and reads back any report posterlite wrote
+(`from_json`; schema 2 reports included), so results re-render from their JSON alone.
+
+Kinds and targets are `Literal`s, figures are numbers: a row's `device` holds only what the
+device says about itself (strings, like `adb`'s `getprop`), never a measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, is_dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal, cast, get_args
+
+import numpy as np
+
+from posterlite.bench.environment import Environment
+from posterlite.errors import PosterliteError
+from posterlite.fileio import jsonable
+from posterlite.metrics import GenreMetrics, MultiLabelReport
+
+# What a spec or row is: one of posterlite's models, the Keras float baseline, one of
+# Google's ImageNet reference files, or a posterlite model run by an app runtime.
+Kind = Literal["posterlite", "keras", "reference", "app"]
+# Where a row ran. (The registry's targets add "mediapipe": its rows run on the host CPU.)
+Where = Literal["cpu", "android", "browser"]
+SCHEMA = "posterlite-bench/3"
+READABLE_SCHEMAS: tuple[str, ...] = ("posterlite-bench/2", SCHEMA)
+MEMORY_METHOD = "peak RSS growth (ru_maxrss) of a fresh process across load + allocate + 1 invoke"
+
+JSONObject = Mapping[str, object]
+
+
+# ------------------------------------------------------------------- reading JSON values
+_MISSING = object()
+
+
+def _number(value: object, key: str) -> float:
+    if value is None:  # NaN is written as null (strict JSON)
+        return float("nan")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise PosterliteError(f"bench record: {key} is not a number ({value!r})")
+    return float(value)
+
+
+def _integer(value: object, key: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PosterliteError(f"bench record: {key} is not an integer ({value!r})")
+    return value
+
+
+def _text(value: object, key: str) -> str:
+    if not isinstance(value, str):
+        raise PosterliteError(f"bench record: {key} is not a string ({value!r})")
+    return value
+
+
+def _items(value: object, key: str) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise PosterliteError(f"bench record: {key} is not a list")
+    return list(value)
+
+
+def as_object(value: object, what: str) -> JSONObject:
+    """`value` as a JSON object; raises PosterliteError naming `what` when it is not one."""
+    if not isinstance(value, Mapping):
+        raise PosterliteError(f"bench record: {what} is not a JSON object")
+    return cast(JSONObject, value)
+
+
+@dataclass(frozen=True)
+class JSONReader:
+    """Typed reads from one JSON object. Each returns the value at `key` as its Python type
+    (`default` when the key is missing and a default is given) and raises PosterliteError
+    naming the key when it is missing or of another type."""
+
+    data: JSONObject
+    what: str = "record"
+
+    @classmethod
+    def of(cls, value: object, what: str) -> JSONReader:
+        """A reader of `value`; raises PosterliteError when it is not a JSON object."""
+        return cls(as_object(value, what), what)
+
+    def get(self, key: str, default: object = _MISSING) -> object:
+        """The raw value at `key`."""
+        if key in self.data:
+            return self.data[key]
+        if default is _MISSING:
+            raise PosterliteError(f"bench record: {self.what} has no {key!r}")
+        return default
+
+    def number(self, key: str, default: object = _MISSING) -> float:
+        """A number as float (null: NaN, how strict JSON writes it)."""
+        return _number(self.get(key, default), key)
+
+    def opt_number(self, key: str) -> float | None:
+        """A number as float; None when missing or null."""
+        value = self.get(key, None)
+        return None if value is None else _number(value, key)
+
+    def integer(self, key: str, default: object = _MISSING) -> int:
+        """An integer (a boolean is not one)."""
+        return _integer(self.get(key, default), key)
+
+    def opt_integer(self, key: str) -> int | None:
+        """An integer; None when missing or null."""
+        value = self.get(key, None)
+        return None if value is None else _integer(value, key)
+
+    def text(self, key: str, default: object = _MISSING) -> str:
+        """A string."""
+        return _text(self.get(key, default), key)
+
+    def choice(self, key: str, allowed: object) -> str:
+        """A string that is one of the `Literal` type `allowed`'s values."""
+        value = self.text(key)
+        if value not in get_args(allowed):
+            raise PosterliteError(
+                f"bench record: {key} {value!r} is not one of {get_args(allowed)}"
+            )
+        return value
+
+    def numbers(self, key: str, default: object = _MISSING) -> tuple[float, ...]:
+        """A list of numbers as a tuple of floats."""
+        return tuple(_number(v, key) for v in _items(self.get(key, default), key))
+
+    def integers(self, key: str, default: object = _MISSING) -> tuple[int, ...]:
+        """A list of integers as a tuple."""
+        return tuple(_integer(v, key) for v in _items(self.get(key, default), key))
+
+    def texts(self, key: str, default: object = _MISSING) -> tuple[str, ...]:
+        """A list of strings as a tuple."""
+        return tuple(_text(v, key) for v in _items(self.get(key, default), key))
+
+    def child(self, key: str, default: object = _MISSING) -> JSONReader:
+        """A reader of the object at `key`."""
+        return JSONReader.of(self.get(key, default), key)
+
+    def children(self, key: str, default: object = _MISSING) -> list[JSONReader]:
+        """Readers of the objects listed at `key`."""
+        return [JSONReader.of(v, key) for v in _items(self.get(key, default), key)]
+
+    def string_map(self, key: str) -> dict[str, str]:
+        """The object at `key` as str -> str ({} when missing or null)."""
+        return {str(k): str(v) for k, v in as_object(self.get(key, None) or {}, key).items()}
+
+
+def to_json_value(record: object) -> object:
+    """A dataclass record (or any JSON-able value) as strict-JSON values."""
+    if is_dataclass(record) and not isinstance(record, type):
+        return jsonable(asdict(record))
+    return jsonable(record)
+
+
+def accuracy_from_json(data: object) -> MultiLabelReport:
+    """A `metrics.MultiLabelReport` from its JSON form (as `BenchRow.accuracy` is written)."""
+    obj = JSONReader.of(data, "accuracy")
+    per_genre = []
+    for g in obj.children("per_genre"):
+        tn, fp, fn, tp = g.integers("confusion")
+        per_genre.append(
+            GenreMetrics(
+                genre=g.text("genre"),
+                precision=g.number("precision"),
+                recall=g.number("recall"),
+                f1=g.number("f1"),
+                average_precision=g.number("average_precision"),
+                support=g.integer("support"),
+                threshold=g.number("threshold"),
+                confusion=(tn, fp, fn, tp),
+            )
+        )
+    figures = (
+        "macro_f1", "micro_f1", "mean_average_precision", "hamming_loss", "subset_accuracy",
+        "paper_accuracy", "paper_precision", "paper_recall", "paper_f1",
+    )  # fmt: skip
+    return MultiLabelReport(
+        genres=obj.texts("genres"),
+        n_samples=obj.integer("n_samples"),
+        per_genre=tuple(per_genre),
+        thresholds=obj.numbers("thresholds", ()),
+        **{key: obj.number(key) for key in figures},
+    )
+
+
+# ------------------------------------------------------------------------- the records
+@dataclass(frozen=True)
+class KerasReference:
+    """The Keras model's figures on a labelled set, recorded at export in the `.tflite`'s
+    JSON sidecar (`posterlite.bench.sidecar`), so bench reports the change against Keras
+    without TensorFlow. It applies only to the same posters (`data_digest`: files +
+    labels) preprocessed the same way (`pixels_digest`, `preprocess_version`)."""
+
+    mean_average_precision: float
+    macro_f1: float
+    posters: int
+    data: str  # the labelled set as given (repo-relative for the bundled sample)
+    data_digest: str
+    pixels_digest: str
+    input_size: int
+    keras_sha256: str
+    accuracy: dict[str, object] = field(default_factory=dict)  # the whole MultiLabelReport
+    preprocess_version: str = ""  # preprocess.PREPROCESS_VERSION at export
+
+    @classmethod
+    def from_dict(cls, data: JSONObject) -> KerasReference | None:
+        """The reference in `data` (a sidecar's `keras_reference`), or None when malformed."""
+        obj = JSONReader(data, "keras_reference")
+        try:
+            return cls(
+                mean_average_precision=obj.number("mean_average_precision"),
+                macro_f1=obj.number("macro_f1"),
+                posters=obj.integer("posters"),
+                data=str(obj.get("data")),
+                data_digest=str(obj.get("data_digest")),
+                pixels_digest=str(obj.get("pixels_digest")),
+                input_size=obj.integer("input_size"),
+                keras_sha256=str(obj.get("keras_sha256")),
+                accuracy=dict(as_object(obj.get("accuracy", None) or {}, "accuracy")),
+                preprocess_version=str(obj.get("preprocess_version", "")),
+            )
+        except PosterliteError:
+            return None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model file to benchmark and what it is."""
+
+    name: str
+    format: str  # fp32 | fp16 | dynamic | int8 | keras | tflite | a reference's own tag
+    path: Path
+    kind: Kind
+    keras_reference: KerasReference | None = None  # recorded Keras figures, when known
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """Latency figures in milliseconds; a figure the source does not give is None.
+
+    With several interleaved rounds, `p50_ms` is the median of the per-round p50s (listed
+    in `round_p50_ms`), which a burst of load from other processes moves far less than a
+    pooled percentile; the other percentiles pool every sample.
+    """
+
+    count: int
+    mean_ms: float
+    p50_ms: float | None
+    p90_ms: float | None = None
+    p99_ms: float | None = None
+    min_ms: float | None = None
+    max_ms: float | None = None
+    std_ms: float | None = None
+    first_ms: float | None = None  # first (cold) inference, when known
+    p5_ms: float | None = None  # benchmark_model prints p5 / median / p95
+    p95_ms: float | None = None
+    rounds: int = 1
+    round_p50_ms: tuple[float, ...] = ()
+    pooled_p50_ms: float | None = None
+
+    @classmethod
+    def from_samples(cls, seconds: Sequence[float], first_s: float | None = None) -> LatencyStats:
+        """Statistics of one round of samples (seconds); raises ValueError when empty."""
+        return cls.from_rounds([seconds], first_s)
+
+    @classmethod
+    def from_rounds(
+        cls, rounds: Sequence[Sequence[float]], first_s: float | None = None
+    ) -> LatencyStats:
+        """Statistics of several rounds of samples (seconds): p50 is the median of the
+        rounds' p50s, the other figures pool every sample. Raises ValueError when a round
+        is empty."""
+        if not rounds or not all(len(r) for r in rounds):
+            raise ValueError("no latency samples")
+        ms = np.concatenate([np.asarray(r, dtype=np.float64) for r in rounds]) * 1e3
+        p50, p90, p99 = (float(v) for v in np.percentile(ms, [50, 90, 99]))
+        per_round = tuple(float(np.percentile(np.asarray(r) * 1e3, 50)) for r in rounds)
+        return cls(
+            count=int(ms.size),
+            mean_ms=float(ms.mean()),
+            p50_ms=float(statistics.median(per_round)),
+            p90_ms=p90,
+            p99_ms=p99,
+            min_ms=float(ms.min()),
+            max_ms=float(ms.max()),
+            std_ms=float(ms.std()),
+            first_ms=None if first_s is None else first_s * 1e3,
+            rounds=len(rounds),
+            round_p50_ms=per_round,
+            pooled_p50_ms=p50,
+        )
+
+    @property
+    def per_round_p50_ms(self) -> tuple[float, ...]:
+        """The p50 of each round; a source without rounds counts as one round of `p50_ms`."""
+        if self.round_p50_ms:
+            return self.round_p50_ms
+        return () if self.p50_ms is None else (self.p50_ms,)
+
+    @classmethod
+    def from_json(cls, data: object) -> LatencyStats:
+        """The statistics as `to_json_value` wrote them."""
+        obj = JSONReader.of(data, "latency")
+        optional = ("p50_ms", "p90_ms", "p99_ms", "min_ms", "max_ms", "std_ms", "first_ms",
+                    "p5_ms", "p95_ms", "pooled_p50_ms")  # fmt: skip
+        return cls(
+            count=obj.integer("count"),
+            mean_ms=obj.number("mean_ms"),
+            rounds=obj.integer("rounds", 1),
+            round_p50_ms=obj.numbers("round_p50_ms", ()),
+            **{key: obj.opt_number(key) for key in optional},
+        )
+
+
+@dataclass(frozen=True)
+class KerasDelta:
+    """A row's accuracy minus its Keras model's, on the same posters."""
+
+    mean_average_precision: float
+    macro_f1: float
+    source: Literal["measured", "recorded"]  # Keras ran in this bench | recorded at export
+
+
+@dataclass
+class BenchRow:
+    """One model x format x thread count on one target."""
+
+    model: str
+    format: str  # fp32 | fp16 | dynamic | int8 | keras | the reference's own tag
+    kind: Kind
+    path: str
+    target: Where
+    threads: int | None
+    size_bytes: int
+    latency: LatencyStats | None = None
+    load_ms: float | None = None
+    end_to_end_ms: float | None = None  # decode + preprocess + invoke, per poster (mean)
+    peak_memory_mb: float | None = None
+    memory_method: str = ""
+    accuracy: MultiLabelReport | None = None
+    device: dict[str, str] = field(default_factory=dict)  # what the device says it is
+    delegate: str = "xnnpack"
+    notes: list[str] = field(default_factory=list)
+    vs_keras: KerasDelta | None = None
+    end_to_end_p50_ms: float | None = None  # browser: per-poster decode + classify, p50
+    end_to_end_p90_ms: float | None = None
+    model_fetch_ms: float | None = None  # browser: fetching the model file in the page
+
+    @property
+    def label(self) -> str:
+        """`model/format`, how tables and ratios name the row."""
+        return f"{self.model}/{self.format}"
+
+    @classmethod
+    def from_json(cls, data: object) -> BenchRow:
+        """A row as `BenchReport.to_json` wrote it (schema 2 rows included)."""
+        obj = JSONReader.of(data, "row")
+        latency, accuracy = obj.get("latency", None), obj.get("accuracy", None)
+        vs_keras = None
+        if obj.get("vs_keras", None) is not None:
+            d = obj.child("vs_keras")
+            source = cast(Literal["measured", "recorded"], d.text("source"))
+            vs_keras = KerasDelta(d.number("mean_average_precision"), d.number("macro_f1"), source)
+        return cls(
+            model=obj.text("model"),
+            format=obj.text("format"),
+            kind=cast(Kind, obj.choice("kind", Kind)),
+            path=obj.text("path"),
+            target=cast(Where, obj.choice("target", Where)),
+            threads=obj.opt_integer("threads"),
+            size_bytes=obj.integer("size_bytes"),
+            latency=None if latency is None else LatencyStats.from_json(latency),
+            load_ms=obj.opt_number("load_ms"),
+            end_to_end_ms=obj.opt_number("end_to_end_ms"),
+            peak_memory_mb=obj.opt_number("peak_memory_mb"),
+            memory_method=obj.text("memory_method", ""),
+            accuracy=None if accuracy is None else accuracy_from_json(accuracy),
+            device=obj.string_map("device"),
+            delegate=obj.text("delegate", "xnnpack"),
+            notes=list(obj.texts("notes", [])),
+            vs_keras=vs_keras,
+            end_to_end_p50_ms=obj.opt_number("end_to_end_p50_ms"),
+            end_to_end_p90_ms=obj.opt_number("end_to_end_p90_ms"),
+            model_fetch_ms=obj.opt_number("model_fetch_ms"),
+        )
+
+
+@dataclass(frozen=True)
+class Ratio:
+    """One row's p50 over another's, both from the same interleaved rounds.
+
+    `value` is `posterlite.bench.timing.round_ratio`'s figure: the median of the per-round
+    ratios (`per_round`), the one ratio definition every target uses.
+    """
+
+    name: str
+    numerator: str  # row label
+    denominator: str
+    threads: int | None
+    value: float
+    per_round: tuple[float, ...] = ()  # the ratio within each round
+    goal: float | None = None  # at most
+    note: str = ""
+
+    @property
+    def met(self) -> bool | None:
+        """Whether `value` is within `goal`; None without a goal."""
+        return None if self.goal is None else self.value <= self.goal
+
+    @classmethod
+    def from_json(cls, data: object) -> Ratio:
+        """A ratio as `BenchReport.to_json` wrote it (its `met` is recomputed)."""
+        obj = JSONReader.of(data, "ratio")
+        return cls(
+            name=obj.text("name"),
+            numerator=obj.text("numerator"),
+            denominator=obj.text("denominator"),
+            threads=obj.opt_integer("threads"),
+            value=obj.number("value"),
+            per_round=obj.numbers("per_round", ()),
+            goal=obj.opt_number("goal"),
+            note=obj.text("note", ""),
+        )
+
+
+@dataclass(frozen=True)
+class DataRecord:
+    """The labelled set a run scored on (no posters: no accuracy figures)."""
+
+    path: str | None
+    posters: int
+    skipped_by_scan: int = 0
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """The options a run measured with, as the report records them."""
+
+    models: tuple[str, ...]
+    formats: tuple[str, ...]
+    threads: tuple[int, ...]
+    runs: int
+    warmup: int
+    rounds: int
+    threshold: float
+    references: bool
+    use_gpu: bool | None = None  # android
+    use_nnapi: bool | None = None
+    cpu_throttle: tuple[int, ...] | None = None  # browser
+    browser_runtimes: tuple[str, ...] | None = None
+    browser_threads: int | None = None
+    app_runtime: str | None = None  # "mediapipe" when app-side rows joined
+
+    def to_json_value(self) -> dict[str, object]:
+        """The settings as JSON, target-specific ones only when set."""
+        return {k: jsonable(v) for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_json(cls, data: object) -> RunSettings:
+        """Settings as `to_json_value` wrote them."""
+        obj = JSONReader.of(data, "settings")
+
+        def given(key: str) -> bool:
+            return obj.get(key, None) is not None
+
+        return cls(
+            models=obj.texts("models"),
+            formats=obj.texts("formats"),
+            threads=obj.integers("threads"),
+            runs=obj.integer("runs"),
+            warmup=obj.integer("warmup"),
+            rounds=obj.integer("rounds"),
+            threshold=obj.number("threshold"),
+            references=bool(obj.get("references")),
+            use_gpu=bool(obj.get("use_gpu")) if given("use_gpu") else None,
+            use_nnapi=bool(obj.get("use_nnapi")) if given("use_nnapi") else None,
+            cpu_throttle=obj.integers("cpu_throttle") if given("cpu_throttle") else None,
+            browser_runtimes=obj.texts("browser_runtimes") if given("browser_runtimes") else None,
+            browser_threads=obj.opt_integer("browser_threads"),
+            app_runtime=obj.text("app_runtime") if given("app_runtime") else None,
+        )
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class BenchReport:
+    """One bench run: its rows, ratios, settings, the labelled set and where it ran."""
+
+    rows: list[BenchRow]
+    target: Where
+    settings: RunSettings
+    environment: Environment
+    data: DataRecord
+    ratios: list[Ratio] = field(default_factory=list)
+    keras_references: dict[str, KerasReference] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    created: str = field(default_factory=_now)
+    memory_method: str = MEMORY_METHOD
+
+    def to_json_value(self) -> dict[str, object]:
+        """The report as strict-JSON values (schema `SCHEMA`)."""
+        return {
+            "schema": SCHEMA,
+            "created": self.created,
+            "target": self.target,
+            "settings": self.settings.to_json_value(),
+            "environment": self.environment.to_json_value(),
+            "data": to_json_value(self.data),
+            "memory_method": self.memory_method,
+            "ratios": [{**cast(dict[str, object], to_json_value(r)), "met": r.met}
+                       for r in self.ratios],
+            "keras_references": {k: to_json_value(v) for k, v in self.keras_references.items()},
+            "warnings": list(self.warnings),
+            "rows": [to_json_value(row) for row in self.rows],
+        }  # fmt: skip
+
+    def to_json(self) -> str:
+        """The report as JSON text (strict: NaN written as null)."""
+        return json.dumps(self.to_json_value(), indent=2, allow_nan=False) + "\n"
+
+    @classmethod
+    def from_json(cls, data: str | JSONObject) -> BenchReport:
+        """A report from JSON text or its parsed object; raises PosterliteError when it is
+        not a posterlite bench report. Extra keys (a script's command, wall time) are left."""
+        obj = JSONReader.of(json.loads(data) if isinstance(data, str) else data, "report")
+        schema = obj.get("schema", None)
+        if schema not in READABLE_SCHEMAS:
+            raise PosterliteError(f"not a posterlite bench report (schema {schema!r})")
+        if schema == SCHEMA:
+            environment = Environment.from_json(obj.get("environment"))
+        else:  # schema 2: `hardware` + `library_versions`, a script's `environment` beside
+            merged = {
+                **as_object(obj.get("hardware", None) or {}, "hardware"),
+                "libraries": obj.get("library_versions", None) or {},
+                **as_object(obj.get("environment", None) or {}, "environment"),
+            }
+            environment = Environment.from_json(merged)
+        data_obj = obj.child("data")
+        path = data_obj.get("path", None)
+        references = {
+            name: KerasReference.from_dict(as_object(value, "keras_reference"))
+            for name, value in as_object(obj.get("keras_references", None) or {}, "refs").items()
+        }
+        return cls(
+            rows=[BenchRow.from_json(r.data) for r in obj.children("rows")],
+            target=cast(Where, obj.choice("target", Where)),
+            settings=RunSettings.from_json(obj.get("settings")),
+            environment=environment,
+            data=DataRecord(
+                path=None if path is None else str(path),
+                posters=data_obj.integer("posters", 0),
+                skipped_by_scan=data_obj.integer("skipped_by_scan", 0),
+            ),
+            ratios=[Ratio.from_json(r.data) for r in obj.children("ratios", [])],
+            keras_references={k: v for k, v in references.items() if v is not None},
+            warnings=list(obj.texts("warnings", [])),
+            created=obj.text("created", ""),
+            memory_method=obj.text("memory_method", MEMORY_METHOD),
+        )
