@@ -180,16 +180,21 @@ def accuracy_from_json(data: object) -> MultiLabelReport:
                 confusion=(tn, fp, fn, tp),
             )
         )
-    figures = (
-        "macro_f1", "micro_f1", "mean_average_precision", "hamming_loss", "subset_accuracy",
-        "paper_accuracy", "paper_precision", "paper_recall", "paper_f1",
-    )  # fmt: skip
     return MultiLabelReport(
         genres=obj.texts("genres"),
         n_samples=obj.integer("n_samples"),
         per_genre=tuple(per_genre),
+        macro_f1=obj.number("macro_f1"),
+        micro_f1=obj.number("micro_f1"),
+        mean_average_precision=obj.number("mean_average_precision"),
+        hamming_loss=obj.number("hamming_loss"),
+        subset_accuracy=obj.number("subset_accuracy"),
+        paper_accuracy=obj.number("paper_accuracy"),
+        paper_precision=obj.number("paper_precision"),
+        paper_recall=obj.number("paper_recall"),
+        paper_f1=obj.number("paper_f1"),
         thresholds=obj.numbers("thresholds", ()),
-        **{key: obj.number(key) for key in figures},
+        genres_left_out=obj.texts("genres_left_out", ()),
     )
 
 

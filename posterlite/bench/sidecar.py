@@ -103,7 +103,8 @@ def repo_relative(text: str) -> str:
 def calibration_digest(folder: Path | None = None) -> str:
     """sha256 (16 hex) over the calibration images' names and contents (default:
     the repository's `calibration/`)."""
-    from posterlite.convert import REPO_CALIBRATION, image_files
+    from posterlite.convert import REPO_CALIBRATION
+    from posterlite.posterfiles import image_files
 
     digest = hashlib.sha256()
     for path in image_files(folder or REPO_CALIBRATION):
