@@ -14,7 +14,7 @@ from conftest import REPO, make_poster
 from tiny_models import session_tiny_run
 
 from posterlite.arm import build, kernels, profiles, symbols, tools
-from posterlite.arm.compare import compare_outputs, same_counts
+from posterlite.arm.compare import compare_outputs, profile_results, run_profiles, same_counts
 from posterlite.arm.profiles import get_profile, parse_profiles, qemu_problem
 from posterlite.arm.run import ArmRun, host_processors, run_arm
 from posterlite.errors import PosterliteError
@@ -304,3 +304,27 @@ def test_build_keeps_an_up_to_date_tools_folder(capsys: pytest.CaptureFixture[st
     assert build.build_tools(root) == before
     assert "up to date" in capsys.readouterr().out
     assert (root / tools.SYSROOT_NAME).stat().st_ino == sysroot_inode  # not rebuilt
+
+
+@needs_tools
+def test_profile_results_report_parity_and_repeat_determinism(
+    tiny_inputs: tuple[Path, np.ndarray, np.ndarray], tiny_a76_runs: list[ArmRun]
+) -> None:
+    _, _, host = tiny_inputs
+    (result,) = profile_results(host, [tiny_a76_runs])
+    assert result.profile.name == "a76" and result.parity.exact
+    assert result.deterministic is True and result.run is tiny_a76_runs[0]
+
+
+@needs_tools
+def test_run_profiles_refuses_a_known_bad_profile_before_running_any(
+    tiny_inputs: tuple[Path, np.ndarray, np.ndarray],
+) -> None:
+    found = tools.find_tools()
+    if qemu_problem(get_profile("sme"), found.qemu_version) is None:
+        pytest.skip(f"QEMU {found.qemu_version_text} runs SME correctly")
+    path, inputs, _ = tiny_inputs
+    progress: list[int] = []
+    with pytest.raises(PosterliteError, match="ARM CPU sme on QEMU"):
+        run_profiles(path, inputs, parse_profiles("a76,sme"), tools=found, progress=progress.append)
+    assert progress == []  # nothing was started

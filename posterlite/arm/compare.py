@@ -5,13 +5,15 @@ byte-identical to the host's x86 LiteRT run (n of N), the largest |difference| i
 units (uint8 levels for an int8 model, floats for fp32/fp16), and posters whose decided
 genre set changes at the given thresholds.
 
-`measure_posters` runs one model on labelled-or-not poster files: inputs made once on the
-host (`posterlite.preprocess.load_poster` + `PosterModel.prepare`, as every other target),
-the host's own run, then each profile `repeats` times (concurrently, `workers` at a time),
-checking that repeats execute the same instructions per inference.
+`run_profiles` runs one model's prepared inputs on several profiles concurrently (what the
+bench's ARM target calls); `profile_results` compares them with the host's outputs.
+`measure_posters` does both for poster files: inputs made once on the host
+(`posterlite.preprocess.load_poster` + `PosterModel.prepare`, as every other target), the
+host's own run, then each profile `repeats` times, checking that repeats execute the same
+instructions per inference.
 
     python -m posterlite.arm.compare MODEL POSTER_FOLDER [--limit 50] [--arm-cpu a53,a76,a710]
-        [--repeats 2] [--workers 2]
+        [--repeats 2] [--workers N]
 
 prints one line per profile (a developer's check; `posterlite bench --target arm64` is the
 user-facing path).
@@ -20,6 +22,7 @@ user-facing path).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 from collections.abc import Callable, Sequence
@@ -30,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from posterlite.arm.profiles import CpuProfile, parse_profiles
+from posterlite.arm.profiles import CpuProfile, check_profile, parse_profiles
 from posterlite.arm.run import ArmRun, run_arm
 from posterlite.arm.tools import ArmTools, find_tools
 from posterlite.errors import PosterliteError
@@ -111,22 +114,29 @@ def prepared_inputs(model: PosterModel, posters: Sequence[Path]) -> np.ndarray:
     return model.prepare(pixels)
 
 
-def measure_posters(
+def default_workers(jobs: int) -> int:
+    """Concurrent emulators: one per core (each run is one single-threaded guest)."""
+    return max(1, min(jobs, os.cpu_count() or 1))
+
+
+def run_profiles(
     model_path: Path,
-    posters: Sequence[Path],
+    inputs: np.ndarray,
     profiles: Sequence[CpuProfile],
-    repeats: int = 2,
-    workers: int = 2,
+    repeats: int = 1,
+    workers: int | None = None,
     tools: ArmTools | None = None,
     progress: Callable[[int], None] | None = None,
-) -> ModelMeasurement:
-    """Host run + `repeats` ARM runs per profile of `model_path` on `posters`."""
-    if repeats < 1 or workers < 1:
+) -> tuple[tuple[ArmRun, ...], ...]:
+    """`repeats` counted runs of `model_path` on `inputs` per profile, `workers` emulators at
+    a time (default: one per core); per profile, its runs. `progress` gets the number of
+    inferences done over all runs. Every profile is checked against the QEMU first, so a
+    refused one stops the call before anything runs."""
+    if repeats < 1 or (workers is not None and workers < 1):
         raise PosterliteError("repeats and workers must be >= 1")
     tools = tools if tools is not None else find_tools()
-    model = PosterModel.load(Path(model_path))
-    inputs = prepared_inputs(model, posters)
-    host = model.run(inputs)
+    for profile in profiles:
+        check_profile(profile, tools.qemu_version)
     lock = threading.Lock()
     done = [0] * (len(profiles) * repeats)
 
@@ -137,22 +147,48 @@ def measure_posters(
                 if progress is not None:
                     progress(sum(done))
 
-        return run_arm(model.path, inputs, profile, tools=tools, progress=step)
+        return run_arm(model_path, inputs, profile, tools=tools, progress=step)
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # Profiles in the order given: the default puts the slowest (a53) first, so it starts
+    # at once and the others share the remaining cores.
+    pool_size = workers if workers is not None else default_workers(len(done))
+    with ThreadPoolExecutor(max_workers=pool_size) as pool:
         futures = [
             pool.submit(job, i * repeats + k, profile)
             for i, profile in enumerate(profiles)
             for k in range(repeats)
         ]
         runs = [f.result() for f in futures]
-    decide = decision_rule(model)
-    results = []
-    for i, profile in enumerate(profiles):
-        mine = tuple(runs[i * repeats : (i + 1) * repeats])
-        parity = compare_outputs(host, mine[0].output, decide)
-        results.append(ProfileResult(profile, mine, parity, same_counts(mine)))
-    return ModelMeasurement(Path(model_path), tuple(posters), host, tuple(results))
+    return tuple(tuple(runs[i * repeats : (i + 1) * repeats]) for i in range(len(profiles)))
+
+
+def profile_results(
+    host: np.ndarray, runs: Sequence[Sequence[ArmRun]], decide: Decide | None = None
+) -> tuple[ProfileResult, ...]:
+    """Each profile's runs (as `run_profiles` returns them) against the host's outputs."""
+    return tuple(
+        ProfileResult(mine[0].profile, tuple(mine), compare_outputs(host, mine[0].output, decide),
+                      same_counts(mine))
+        for mine in runs
+    )  # fmt: skip
+
+
+def measure_posters(
+    model_path: Path,
+    posters: Sequence[Path],
+    profiles: Sequence[CpuProfile],
+    repeats: int = 2,
+    workers: int | None = None,
+    tools: ArmTools | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ModelMeasurement:
+    """Host run + `repeats` ARM runs per profile of `model_path` on `posters`."""
+    model = PosterModel.load(Path(model_path))
+    inputs = prepared_inputs(model, posters)
+    host = model.run(inputs)
+    runs = run_profiles(model.path, inputs, profiles, repeats, workers, tools, progress)
+    results = profile_results(host, runs, decision_rule(model))
+    return ModelMeasurement(Path(model_path), tuple(posters), host, results)
 
 
 def result_line(result: ProfileResult) -> str:
@@ -178,7 +214,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--limit", type=int, default=50, help="first N posters (default 50)")
     parser.add_argument("--arm-cpu", default=None, help="profiles, e.g. a53,a76,a710")
     parser.add_argument("--repeats", type=int, default=2, help="runs per profile (default 2)")
-    parser.add_argument("--workers", type=int, default=2, help="concurrent runs (default 2)")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="concurrent runs (default: cores)"
+    )
     args = parser.parse_args(argv)
     try:
         profiles = parse_profiles(args.arm_cpu)
