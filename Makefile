@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test setup lint android-tools browser-tools tflite-support-venv test-tflite-support
+.PHONY: demo test setup lint android-tools browser-tools arm-tools tflite-support-venv test-tflite-support
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ $(WEB_STAMP): $(WEB)/package-lock.json
 browser-tools:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null) || echo "chromium not installed: browser tests will skip"; }
 	@$(MAKE) -s --no-print-directory $(WEB_STAMP)
+
+# LiteRT's ARM64 build under QEMU user mode (posterlite.arm; `posterlite bench --target
+# arm64`): Debian's qemu-user and a C compiler (installed when root), then an arm64 sysroot
+# (Debian packages through a private apt configuration: the system's apt is not changed),
+# the aarch64 wheels (PyPI) and the instruction-counting TCG plugin, built into
+# .cache/arm-tools by posterlite/arm/build.py (idempotent; tools.json is the stamp).
+# Tests that need them skip without.
+ARM_TOOLS := .cache/arm-tools
+ARM_STAMP := $(ARM_TOOLS)/tools.json
+
+$(ARM_STAMP): $(STAMP) posterlite/arm/build.py posterlite/arm/tools.py posterlite/arm/plugin.c
+	$(BIN)/python -m posterlite.arm.build $(ARM_TOOLS)
+
+arm-tools: $(STAMP)
+	@{ command -v qemu-aarch64 >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; } || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq qemu-user gcc >/dev/null) || echo "qemu-user or gcc not installed (needs root): ARM tests will skip"; }
+	@$(MAKE) -s --no-print-directory $(ARM_STAMP) || echo "ARM tools not built: ARM tests will skip"
 
 # Android's own metadata reader (tflite-support 0.4.4: MetadataDisplayer and the Task
 # Library's C++ ImageClassifier) in a venv of its own: it cannot live beside TF 2.21, and it
@@ -58,5 +74,5 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(STAMP) android-tools browser-tools lint
+test: $(STAMP) android-tools browser-tools arm-tools lint
 	$(BIN)/pytest -q -rs
