@@ -32,6 +32,8 @@ from posterlite.errors import PosterliteError
 from posterlite.genres import DEFAULT_GENRES
 from posterlite.metadata import (
     LABELS_FILE,
+    MAX_ASSOCIATED_FILE_BYTES,
+    MAX_ASSOCIATED_TOTAL_BYTES,
     METADATA_NAME,
     THRESHOLDS_FILE,
     MetadataSpec,
@@ -264,7 +266,7 @@ def bomb(models, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return target
 
 
-def test_zip_bomb_is_one_line_and_reads_a_megabyte(bomb: Path, tmp_path: Path) -> None:
+def test_zip_bomb_is_one_line_and_reads_a_few_megabytes(bomb: Path, tmp_path: Path) -> None:
     import zipfile
 
     assert bomb.stat().st_size < 3_000_000
@@ -272,7 +274,9 @@ def test_zip_bomb_is_one_line_and_reads_a_megabyte(bomb: Path, tmp_path: Path) -
         assert archive.getinfo(LABELS_FILE).file_size == 1907 << 20
     poster = make_poster(tmp_path / "poster.jpg", 1)
     for args in (["info", str(bomb)], ["predict", str(bomb), str(poster), "--json"]):
-        _one_line_error(_run(*args), "labels.txt", "larger than the limit", "1048576 bytes")
+        _one_line_error(
+            _run(*args), "labels.txt", "larger than the limit", f"{MAX_ASSOCIATED_FILE_BYTES} bytes"
+        )
     # In a real process: no MemoryError, and the peak stays near an ordinary run's (the
     # unbounded reader peaked at 4.3 GB on this file).
     code, stderr, peak_mb = _peak_rss(["info", str(bomb)], tmp_path)
@@ -313,12 +317,23 @@ def _peak_rss(args: list[str], tmp_path: Path) -> tuple[int, str, float]:
 @pytest.mark.parametrize(
     ("files", "compression", "fragment"),
     [
-        ({LABELS_FILE: LABELS + b"\n" * (1 << 20)}, None, "larger than the limit (1048576 bytes)"),
-        ({LABELS_FILE: LABELS + b" " * (2 << 20)}, "deflate", "larger than the limit (1048576"),
         (
-            {**{f"pad{i}.bin": bytes(1 << 20) for i in range(4)}, LABELS_FILE: LABELS},
+            {LABELS_FILE: LABELS + b"\n" * MAX_ASSOCIATED_FILE_BYTES},
+            None,
+            f"larger than the limit ({MAX_ASSOCIATED_FILE_BYTES} bytes)",
+        ),
+        (
+            {LABELS_FILE: LABELS + b" " * (2 * MAX_ASSOCIATED_FILE_BYTES)},
             "deflate",
-            "4194304 bytes for all files together",
+            f"larger than the limit ({MAX_ASSOCIATED_FILE_BYTES}",
+        ),
+        (
+            {
+                **{f"pad{i}.bin": bytes(MAX_ASSOCIATED_FILE_BYTES) for i in range(2)},
+                LABELS_FILE: LABELS,
+            },
+            "deflate",
+            f"{MAX_ASSOCIATED_TOTAL_BYTES} bytes for all files together",
         ),
         ({f"f{i}.txt": b"x" for i in range(17)}, None, "17 zip entries (at most 16)"),
     ],
@@ -614,7 +629,7 @@ def _fuzz_labels(rng: random.Random) -> tuple[list[str], bytes, bool]:
     elif encoding == "surrogate":
         raw = text.replace(labels[0], "\ud83c", 1).encode("utf-8", "surrogatepass")
     elif encoding == "huge":
-        raw = text.encode() + b"\n" * (1 << 20)  # blank lines past the 1 MiB cap
+        raw = text.encode() + b"\n" * MAX_ASSOCIATED_FILE_BYTES  # past the cap
     else:
         raw = text.encode(encoding)
     return labels, raw, good and encoding in ("utf-8", "utf-8-sig", "crlf")
