@@ -77,7 +77,6 @@ def relative_report(report: dict) -> dict:
 
 def measure(args, argv: list[str]) -> dict:
     from posterlite.convert import (
-        FORMATS,
         calibration_paths,
         convert_model,
         load_calibration,
@@ -85,6 +84,7 @@ def measure(args, argv: list[str]) -> dict:
         resolve_model,
     )
     from posterlite.errors import PosterliteError
+    from posterlite.formats import FORMAT_NAMES
 
     found = runs(args.models)
     if not found:
@@ -108,7 +108,7 @@ def measure(args, argv: list[str]) -> dict:
         try:
             convert_model(
                 run,
-                formats=FORMATS,
+                formats=FORMAT_NAMES,
                 eval_set=eval_sets[key],
                 calibration_inputs=calibrations[size],
                 max_drop=args.max_drop,
