@@ -48,9 +48,9 @@ def int8_breakdown(path: Path) -> dict[str, int]:
     Per-channel quantization stores a float32 scale and an int64 zero point for every
     output channel of every weight and bias tensor; the measured share is in the results.
     """
-    from ai_edge_litert import schema_py_generated as schema
+    from posterlite.tflite_file import unpack_model
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    model = unpack_model(path.read_bytes())
     quant = 0
     for tensor in model.subgraphs[0].tensors:
         q = tensor.quantization
