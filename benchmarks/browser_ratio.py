@@ -52,7 +52,7 @@ from pathlib import Path
 import results_io as rio
 
 from posterlite.bench.browser_ratio import REFERENCE, RatioRow, analyse, normalized, ratio_formats
-from posterlite.convert import FORMATS
+from posterlite.formats import FORMAT_NAMES
 
 NAME = "browser_ratio"
 RUNTIME = "about 1 min on 2 cores for int8 alone, about 3 min for int8,fp32,fp16"
@@ -315,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--formats",
         default=REFERENCE,
-        help=f"comma-separated formats to measure, int8 among them ({', '.join(FORMATS)}; "
+        help=f"comma-separated formats to measure, int8 among them ({', '.join(FORMAT_NAMES)}; "
         "default: int8 alone). Each format adds about 1 min; int8,fp32,fp16 takes about "
         "3 min (under 5 even loaded; --runs 30 trims it if needed)",
     )

@@ -48,9 +48,9 @@ def int8_breakdown(path: Path) -> dict[str, int]:
     Per-channel quantization stores a float32 scale and an int64 zero point for every
     output channel of every weight and bias tensor; the measured share is in the results.
     """
-    from ai_edge_litert import schema_py_generated as schema
+    from posterlite.tflite_file import unpack_model
 
-    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    model = unpack_model(path.read_bytes())
     quant = 0
     for tensor in model.subgraphs[0].tensors:
         q = tensor.quantization
@@ -77,7 +77,6 @@ def relative_report(report: dict) -> dict:
 
 def measure(args, argv: list[str]) -> dict:
     from posterlite.convert import (
-        FORMATS,
         calibration_paths,
         convert_model,
         load_calibration,
@@ -85,6 +84,7 @@ def measure(args, argv: list[str]) -> dict:
         resolve_model,
     )
     from posterlite.errors import PosterliteError
+    from posterlite.formats import FORMAT_NAMES
 
     found = runs(args.models)
     if not found:
@@ -108,7 +108,7 @@ def measure(args, argv: list[str]) -> dict:
         try:
             convert_model(
                 run,
-                formats=FORMATS,
+                formats=FORMAT_NAMES,
                 eval_set=eval_sets[key],
                 calibration_inputs=calibrations[size],
                 max_drop=args.max_drop,

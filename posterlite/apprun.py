@@ -240,15 +240,14 @@ def build_pixel_probe(
     quantization scale 1 / zero point 0 (uint8). Classified in MediaPipe with all
     categories and no score cut, category i's score is the i-th value MediaPipe fed it
     (`norm_mean` / `norm_std` other than 0 / 1: the normalized float input). Built straight from the TFLite schema (no TensorFlow): milliseconds."""
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as schema
-
-    from posterlite.interpreter import TFLITE_IDENTIFIER
     from posterlite.metadata import MetadataSpec, embed_metadata
+    from posterlite.tflite_file import pack_model
+    from posterlite.tflite_file import schema as tflite_schema
 
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"probe dtype must be float32 or uint8, got {dtype!r}")
     count = size * size * 3
+    schema = tflite_schema()
     tensor_type = schema.TensorType.FLOAT32 if dtype == "float32" else schema.TensorType.UINT8
 
     def tensor(name: str, shape: list[int], kind: int, buffer: int) -> Any:
@@ -281,8 +280,6 @@ def build_pixel_probe(
     model = schema.ModelT()
     model.version, model.description = 3, "posterlite pixel probe"
     model.buffers, model.subgraphs, model.operatorCodes = [empty, shape_buffer], [graph], [code]
-    builder = flatbuffers.Builder(1 << 16)
-    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     spec = MetadataSpec(
         name=f"pixel-probe-{size}-{dtype}",
         version="1",
@@ -294,7 +291,7 @@ def build_pixel_probe(
         norm_std=norm_std,
         description="Outputs its input pixels: reads back what an app runtime feeds a model.",
     )
-    return embed_metadata(bytes(builder.Output()), spec)
+    return embed_metadata(pack_model(model), spec)
 
 
 def probe_pixels(probe: AppClassifier, image: Any, size: int) -> np.ndarray:

@@ -15,6 +15,7 @@ import click
 from posterlite import __version__
 from posterlite.archs import ARCH_NAMES, BACKBONE_NAMES
 from posterlite.errors import PosterliteError
+from posterlite.formats import FORMAT_CHOICES, FORMAT_NAMES, FORMATS_HELP
 from posterlite.safetext import display, write_data
 
 # click >= 8.2 raises this (a UsageError) for a bare group; it carries the help text.
@@ -659,11 +660,11 @@ def calibration_build(
 @click.option(
     "--format",
     "formats",
-    type=click.Choice(["fp32", "fp16", "dynamic", "int8", "all"]),
+    type=click.Choice(FORMAT_CHOICES),
     multiple=True,
     default=("all",),
     show_default=True,
-    help="Repeat for several formats.",
+    help=f"Repeat for several formats. {FORMATS_HELP}.",
 )
 @click.option(
     "--calibration",
@@ -708,9 +709,9 @@ def convert(
     eval_limit: int | None,
 ) -> None:
     """Convert a trained MODEL (run folder or model.keras) to .tflite and check each format."""
-    from posterlite.convert import FORMATS, convert_model
+    from posterlite.convert import convert_model
 
-    chosen = FORMATS if "all" in formats else tuple(f for f in FORMATS if f in formats)
+    chosen = tuple(f for f in FORMAT_NAMES if "all" in formats or f in formats)
     report = convert_model(
         model,
         formats=chosen,
@@ -822,7 +823,7 @@ def _write_data(text: str) -> None:
     default="int8",
     show_default=True,
     help="Formats of run dirs / .keras to bench: int8 (the committed phone-ready file), "
-    "any of fp32,fp16,dynamic,int8, or all (converted once into .cache/bench). "
+    f"any of {','.join(FORMAT_NAMES)}, or all (converted once into .cache/bench). "
     ".tflite files are taken as is.",
 )
 @click.option(

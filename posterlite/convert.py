@@ -11,6 +11,9 @@ and the command fails; a passing `<name>.<fmt>.tflite` from an earlier run stays
 (a failed run never destroys a good output). The output folder is checked writable, and
 `max_drop` non-negative, before any conversion work.
 
+What each format asks of the converter is the format registry's (`posterlite.formats`);
+the gate and the report are `posterlite.convert_report`'s.
+
 Keras 3 path: `model.export(..., format="tf_saved_model")` then
 `tf.lite.TFLiteConverter.from_saved_model` (the `from_keras_model` path of TF 2.x does not
 understand Keras 3 models). TensorFlow is imported only inside the functions that need it.
@@ -24,21 +27,28 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
 from posterlite.card import CARD_NAME, MODEL_NAME, ModelCard, read_card
-from posterlite.errors import PosterliteError
-from posterlite.fileio import (
-    atomic_write_bytes,
-    atomic_write_text,
-    check_writable_folder,
-    json_text,
+from posterlite.convert_report import (
+    ConversionReport,
+    FormatResult,
+    Quality,
+    check_max_drop,
+    format_result_line,
+    gate,
+    quality,
+    write_report,
 )
+from posterlite.errors import PosterliteError
+from posterlite.fileio import atomic_write_bytes, check_writable_folder
+from posterlite.formats import FLOAT_FORMAT, FORMAT_NAMES, TFLITE_SUFFIX, format_spec
 from posterlite.genres import GenreScheme, default_scheme
+from posterlite.interpreter import interpreter_from_bytes
 from posterlite.metadata import (
     MetadataSpec,
     Quantization,
@@ -50,7 +60,10 @@ from posterlite.posterfiles import image_files
 from posterlite.preprocess import PosterDecodeError, load_poster, pixels_to_input
 from posterlite.quiet import Captured, captured_output
 
-FORMATS: tuple[str, ...] = ("fp32", "fp16", "dynamic", "int8")
+if TYPE_CHECKING:  # keras is imported lazily: this module is importable without it
+    import keras
+
+T = TypeVar("T")
 FAILED_TAG = "FAILED-GATE"
 CONVERT_LOG = "conversion.log"  # the converter's C++ output, beside conversion.json
 DEFAULT_MAX_DROP = 0.01
@@ -67,10 +80,12 @@ class SourceModel:
 
     @property
     def name(self) -> str:
+        """The model's name (its card's): the stem of every file the conversion writes."""
         return self.card.name
 
     @property
     def genres(self) -> tuple[str, ...]:
+        """The model's output genres, in output order."""
         return tuple(self.card.genres)
 
 
@@ -85,52 +100,10 @@ class EvalSet:
     skipped: int = 0  # undecodable posters left out
 
 
-@dataclass(frozen=True)
-class Quality:
-    mean_average_precision: float
-    macro_f1: float
-
-
-@dataclass(frozen=True)
-class FormatResult:
-    format: str
-    path: str
-    size_bytes: int
-    ratio_to_fp32: float | None
-    max_abs_diff: float
-    mean_abs_diff: float
-    quality: Quality | None
-    map_delta: float | None  # tflite - keras (negative = loss)
-    macro_f1_delta: float | None
-    passed: bool
-    seconds: float
-    note: str = ""
-
-
-@dataclass
-class ConversionReport:
-    model: str
-    keras_path: str
-    keras_size_bytes: int
-    eval_source: str
-    eval_count: int
-    eval_skipped: int
-    calibration: str
-    max_drop: float
-    keras_quality: Quality | None
-    results: list[FormatResult] = field(default_factory=list)
-
-    @property
-    def failed(self) -> list[FormatResult]:
-        return [r for r in self.results if not r.passed]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 # ----------------------------------------------------------------------------- inputs
 def resolve_model(model: Path) -> SourceModel:
-    """A run dir or its `model.keras`; the card beside it names genres, size and thresholds."""
+    """A run dir or its `model.keras`; the card beside it names genres, size and thresholds.
+    Returns the source; raises PosterliteError when there is no Keras (zip) file."""
     model = Path(model)
     keras_path = model / MODEL_NAME if model.is_dir() else model
     if not keras_path.is_file():
@@ -151,7 +124,10 @@ def resolve_model(model: Path) -> SourceModel:
     return SourceModel(keras_path=keras_path, card=card)
 
 
-def load_keras(source: SourceModel) -> Any:
+def load_keras(source: SourceModel) -> keras.Model:
+    """The Keras model of `source`, checked against its card (input (N, S, S, 3), one
+    output per genre; a card without an input size takes the model's). Raises
+    PosterliteError for an unloadable file or a model that does not fit its card."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
 
@@ -181,7 +157,8 @@ def load_keras(source: SourceModel) -> Any:
 
 def card_manifest(source: SourceModel) -> Path | None:
     """The card's training manifest; a relative path is tried from the working directory,
-    then from the run folder and its parents (train records it as given on its command line)."""
+    then from the run folder and its parents (train records it as given on its command
+    line). Returns None when there is none or it is not found."""
     if not source.card.manifest:
         return None
     given = Path(source.card.manifest)
@@ -197,7 +174,8 @@ def card_manifest(source: SourceModel) -> Path | None:
 def decode_posters(
     paths: Sequence[Path | str], size: int, workers: int = 2
 ) -> tuple[np.ndarray, list[int]]:
-    """uint8 pixels (N, S, S, 3) of the decodable posters and the indices that decoded."""
+    """uint8 pixels (N, S, S, 3) of the decodable posters and the indices that decoded. Never
+    raises for an undecodable poster (it is left out)."""
     from concurrent.futures import ThreadPoolExecutor
 
     def one(path: Path | str) -> np.ndarray | None:
@@ -209,12 +187,13 @@ def decode_posters(
     with ThreadPoolExecutor(max_workers=workers) as pool:
         decoded = list(pool.map(one, paths))
     kept = [i for i, pixels in enumerate(decoded) if pixels is not None]
-    if not kept:
+    arrays = [pixels for pixels in decoded if pixels is not None]
+    if not arrays:
         return np.zeros((0, size, size, 3), np.uint8), []
-    return np.stack([decoded[i] for i in kept]), kept
+    return np.stack(arrays), kept
 
 
-def _sample(items: list, limit: int | None, seed: int = 0) -> list:
+def _sample(items: list[T], limit: int | None, seed: int = 0) -> list[T]:
     """At most `limit` items, drawn with a fixed seed and kept in their original order."""
     if limit is None or len(items) <= limit:
         return items
@@ -225,7 +204,9 @@ def _sample(items: list, limit: int | None, seed: int = 0) -> list:
 def load_eval_set(
     source: SourceModel, eval_dir: Path | None = None, limit: int | None = None
 ) -> EvalSet | None:
-    """The labelled check set: `eval_dir` (any data layout), else the card's val split."""
+    """The labelled check set: `eval_dir` (any data layout), else the card's val split. Returns
+    None when there is neither; raises PosterliteError when the set has no labelled poster
+    or none decodes."""
     scheme = GenreScheme(names=source.genres)
     size = source.card.input_size
     if eval_dir is not None:
@@ -262,7 +243,8 @@ def calibration_paths(
     source: SourceModel, calibration: Path | None, limit: int = DEFAULT_CALIBRATION_LIMIT
 ) -> tuple[list[Path], str]:
     """Calibration posters: `calibration` dir, else the repo's committed set, else the
-    card's train split (never the val split the self-check measures on)."""
+    card's train split (never the val split the self-check measures on). Returns (paths,
+    where they came from); raises PosterliteError when there are none."""
     if calibration is not None:
         if not Path(calibration).is_dir():
             raise PosterliteError(f"calibration folder not found: {calibration}")
@@ -283,7 +265,8 @@ def calibration_paths(
 
 
 def load_calibration(paths: Sequence[Path], size: int) -> np.ndarray:
-    """Calibration inputs as the model sees them: float32 [-1, 1] (N, S, S, 3)."""
+    """Calibration inputs as the model sees them: float32 [-1, 1] (N, S, S, 3). Raises
+    PosterliteError when none decodes."""
     pixels, kept = decode_posters(paths, size)
     if not kept:
         raise PosterliteError("none of the calibration posters decode")
@@ -291,7 +274,8 @@ def load_calibration(paths: Sequence[Path], size: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- convert
-def export_saved_model(model: Any, directory: Path) -> Path:
+def export_saved_model(model: keras.Model, directory: Path) -> Path:
+    """`model` exported as a TF SavedModel into `directory/saved_model`; returns that path."""
     target = Path(directory) / "saved_model"
     model.export(str(target), format="tf_saved_model", verbose=False)
     return target
@@ -300,30 +284,35 @@ def export_saved_model(model: Any, directory: Path) -> Path:
 def convert_saved_model(
     saved_model: Path, fmt: str, calibration: np.ndarray | None = None
 ) -> bytes:
-    """TFLite flatbuffer bytes for one format."""
+    """TFLite flatbuffer bytes of `saved_model` in format `fmt`, the converter set as the
+    format's spec says (`posterlite.formats`); `calibration` (float32 inputs) feeds a
+    calibrated format's representative data set. Raises PosterliteError for an unknown
+    format, a calibrated one without posters, or a failed conversion."""
     import tensorflow as tf
 
+    spec = format_spec(fmt)
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
-    if fmt == "fp16":
+    if spec.optimize:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif fmt == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    elif fmt == "int8":
+    if spec.supported_types:
+        converter.target_spec.supported_types = [tf.as_dtype(t) for t in spec.supported_types]
+    if spec.supported_ops:
+        converter.target_spec.supported_ops = [
+            getattr(tf.lite.OpsSet, op) for op in spec.supported_ops
+        ]
+    if spec.calibrated:
         if calibration is None or not len(calibration):
-            raise PosterliteError("int8 needs calibration posters")
+            raise PosterliteError(f"{fmt} needs calibration posters")
+        samples = calibration
 
-        def representative() -> Any:
-            for sample in calibration:
+        def representative() -> Iterator[list[np.ndarray]]:
+            for sample in samples:
                 yield [sample[None].astype(np.float32)]
 
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = tf.uint8
-    elif fmt != "fp32":
-        raise PosterliteError(f"unknown format {fmt!r} (choose {', '.join(FORMATS)}, all)")
+    if spec.io_type is not None:
+        converter.inference_input_type = tf.as_dtype(spec.io_type)
+        converter.inference_output_type = tf.as_dtype(spec.io_type)
     try:
         return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError
@@ -334,9 +323,7 @@ def convert_saved_model(
 
 
 def _tensor_quant(model_bytes: bytes) -> tuple[Quantization, Quantization]:
-    from posterlite.runtime import _interpreter_class
-
-    interpreter = _interpreter_class()(model_content=model_bytes)
+    interpreter = interpreter_from_bytes(model_bytes)
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     return (
         Quantization(float(inp["quantization"][0]), int(inp["quantization"][1])),
@@ -345,6 +332,8 @@ def _tensor_quant(model_bytes: bytes) -> tuple[Quantization, Quantization]:
 
 
 def metadata_spec(source: SourceModel, fmt: str, model_bytes: bytes) -> MetadataSpec:
+    """What goes into the `fmt` file's metadata: the card's facts and the converted
+    model's own input/output quantization (read from `model_bytes`)."""
     card = source.card
     input_quant, output_quant = _tensor_quant(model_bytes)
     thresholds = tuple(float(t) for t in card.thresholds) or (card.default_threshold,) * len(
@@ -369,20 +358,14 @@ def metadata_spec(source: SourceModel, fmt: str, model_bytes: bytes) -> Metadata
     )
 
 
-def keras_probabilities(model: Any, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
-    """The reference: the Keras model on the same decoded pixels, same preprocessing."""
+def keras_probabilities(model: keras.Model, pixels: np.ndarray, batch: int = 32) -> np.ndarray:
+    """The reference: the Keras model's probabilities (N, G) float32 on the same decoded
+    pixels, same preprocessing."""
     outputs = [
         np.asarray(model(pixels_to_input(pixels[i : i + batch], "float32"), training=False))
         for i in range(0, len(pixels), batch)
     ]
     return np.concatenate(outputs).astype(np.float32)
-
-
-def quality(labels: np.ndarray, probabilities: np.ndarray, genres: Sequence[str]) -> Quality:
-    from posterlite.metrics import evaluate
-
-    report = evaluate(labels, probabilities, genres, 0.5)
-    return Quality(report.mean_average_precision, report.macro_f1)
 
 
 def unlabelled_check_pixels(
@@ -391,7 +374,8 @@ def unlabelled_check_pixels(
     """Up to `limit` calibration posters, else seeded noise images: something to compare on."""
     try:
         paths, _ = calibration_paths(source, calibration)
-        pixels, kept = decode_posters(_sample(paths, limit), size)
+        chosen = _sample(paths, limit)
+        pixels, kept = decode_posters(chosen, size)
         if kept:
             return pixels
     except PosterliteError:
@@ -399,41 +383,13 @@ def unlabelled_check_pixels(
     return np.random.default_rng(0).integers(0, 256, (16, size, size, 3), dtype=np.uint8)
 
 
-@dataclass(frozen=True)
-class GateVerdict:
-    """A format's verdict against the Keras model on the same check set."""
-
-    passed: bool
-    map_delta: float | None  # converted - keras (negative = loss)
-    macro_f1_delta: float | None
-    note: str = ""
-
-
-def check_max_drop(max_drop: float) -> None:
-    """The gate's allowance is a mAP drop: 0 or more (math.inf turns the gate off). A
-    negative one would fail every faithful conversion; NaN would pass every one."""
-    if not max_drop >= 0.0:
-        raise PosterliteError(f"max-drop must be 0 or more (a mAP drop), got {max_drop!r}")
-
-
-def gate(converted: Quality | None, keras: Quality | None, max_drop: float) -> GateVerdict:
-    """The accuracy gate: a format fails when its mAP is MORE than `max_drop` below Keras'
-    (a drop of exactly `max_drop` passes). Without a labelled check set it passes with a note."""
-    check_max_drop(max_drop)
-    if converted is None or keras is None:
-        return GateVerdict(True, None, None, "no labelled check set: gate not applied")
-    map_delta = converted.mean_average_precision - keras.mean_average_precision
-    f1_delta = converted.macro_f1 - keras.macro_f1
-    if -map_delta > max_drop:
-        note = f"mAP drop {-map_delta:.4f} > max-drop {max_drop:g}"
-        return GateVerdict(False, map_delta, f1_delta, note)
-    return GateVerdict(True, map_delta, f1_delta)
-
-
 def output_path(out_dir: Path, name: str, fmt: str, failed: bool = False) -> Path:
-    return Path(out_dir) / (
-        f"{name}.{fmt}.{FAILED_TAG}.tflite" if failed else f"{name}.{fmt}.tflite"
-    )
+    """Where format `fmt` of model `name` goes: `<name>.<fmt>.tflite`, or with `failed`
+    `<name>.<fmt>.FAILED-GATE.tflite`. Raises PosterliteError for an unknown format."""
+    spec = format_spec(fmt)
+    if failed:
+        return Path(out_dir) / f"{name}.{spec.name}.{FAILED_TAG}{TFLITE_SUFFIX}"
+    return Path(out_dir) / spec.file_name(name)
 
 
 def check_format(
@@ -443,7 +399,8 @@ def check_format(
     reference: np.ndarray | None,
     fallback_pixels: np.ndarray | None = None,
 ) -> tuple[float, float, Quality | None]:
-    """Run the new file through the runtime; (max |dp|, mean |dp|, quality or None)."""
+    """Run the new file through the runtime; (max |dp|, mean |dp|, quality or None). Raises
+    PosterliteError for a file the runtime refuses."""
     from posterlite.runtime import PosterModel
 
     model = PosterModel.load(path, threads=2, batch_size=8)
@@ -459,7 +416,8 @@ def check_format(
 @contextlib.contextmanager
 def converter_output(log_path: Path, log: Callable[[str], None]) -> Iterator[None]:
     """TensorFlow's and the MLIR converter's C++ prints go to `log_path`, not the terminal;
-    when the block fails, its last lines are logged and the error names the log."""
+    when the block fails, its last lines are logged and the error names the log. Re-raises
+    the block's exception (a PosterliteError with the log's name)."""
     captured = Captured()
     try:
         with captured_output(log_path) as captured:
@@ -476,7 +434,7 @@ def converter_output(log_path: Path, log: Callable[[str], None]) -> Iterator[Non
 
 def convert_model(
     model: Path,
-    formats: Sequence[str] = FORMATS,
+    formats: Sequence[str] = FORMAT_NAMES,
     out_dir: Path | None = None,
     calibration: Path | None = None,
     max_drop: float = DEFAULT_MAX_DROP,
@@ -493,11 +451,10 @@ def convert_model(
     `eval_set`) let a caller (the benchmarks) decode posters and run Keras once for many
     conversions. Raises `PosterliteError` after writing everything when a
     format failed the gate; an earlier passing file of that format is left untouched.
+    Returns the report.
     """
     check_max_drop(max_drop)
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise PosterliteError(f"unknown format {unknown[0]!r} (choose {', '.join(FORMATS)}, all)")
+    specs = [format_spec(fmt) for fmt in formats]  # an unknown format: one line, now
     source = resolve_model(model)
     out_dir = Path(out_dir) if out_dir is not None else source.keras_path.parent
     check_writable_folder(out_dir)  # before minutes of conversion, not after
@@ -509,7 +466,7 @@ def convert_model(
     if eval_set is not None and eval_set.pixels.shape[1] != size:
         raise PosterliteError(f"check set is {eval_set.pixels.shape[1]} px, model {size} px")
     calibration_note = ""
-    if "int8" in formats and calibration_inputs is None:
+    if any(spec.calibrated for spec in specs) and calibration_inputs is None:
         paths, calibration_note = calibration_paths(source, calibration)
         calibration_inputs = load_calibration(paths, size)
         calibration_note += f" ({len(calibration_inputs)} posters)"
@@ -582,7 +539,7 @@ def convert_model(
                 # alone: it passed its own gate; this run's file sits beside it, tagged.
                 note += f"; earlier {earlier.name} kept"
             write_sidecar(final, spec)
-            if fmt == "fp32":
+            if fmt == FLOAT_FORMAT:
                 fp32_size = len(data)
             result = FormatResult(
                 format=fmt,
@@ -607,61 +564,3 @@ def convert_model(
             f"{source.name}: failed the accuracy gate: {names}; kept as *.{FAILED_TAG}.tflite"
         )
     return report
-
-
-# ----------------------------------------------------------------------------- report
-def format_result_line(result: FormatResult) -> str:
-    figures = f"{result.size_bytes / 1e6:.3f} MB, max |dp| {result.max_abs_diff:.4f}"
-    if result.quality is not None and result.map_delta is not None:
-        figures += (
-            f", mAP {result.quality.mean_average_precision:.4f} ({result.map_delta:+.4f}),"
-            f" macro F1 {result.quality.macro_f1:.4f} ({result.macro_f1_delta:+.4f})"
-        )
-    verdict = "ok" if result.passed else f"FAILED GATE: {result.note}"
-    return f"{result.format}: {Path(result.path).name}: {figures}; {verdict}"
-
-
-def report_markdown(report: ConversionReport) -> str:
-    lines = [
-        f"# Conversion of {report.model}",
-        "",
-        f"- Keras model: `{report.keras_path}` ({report.keras_size_bytes / 1e6:.3f} MB)",
-        f"- check set: {report.eval_source}: {report.eval_count} posters"
-        f" ({report.eval_skipped} undecodable left out)",
-        f"- calibration (int8): {report.calibration or 'n/a'}",
-        f"- gate: a format fails when its mAP is more than {report.max_drop:g} below Keras",
-    ]
-    if report.keras_quality is not None:
-        lines.append(
-            f"- Keras: mAP {report.keras_quality.mean_average_precision:.4f}, "
-            f"macro F1 @0.5 {report.keras_quality.macro_f1:.4f}"
-        )
-    lines += [
-        "",
-        "| format | file | size MB | x fp32 | max abs dp | mean abs dp | mAP | d mAP | macro F1 | d F1 | gate |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
-    ]
-    for r in report.results:
-        q = r.quality
-        ratio = f"{r.ratio_to_fp32:.3f}" if r.ratio_to_fp32 is not None else "-"
-        if q is not None and r.map_delta is not None and r.macro_f1_delta is not None:
-            figures = (
-                f"{q.mean_average_precision:.4f} | {r.map_delta:+.4f} | "
-                f"{q.macro_f1:.4f} | {r.macro_f1_delta:+.4f}"
-            )
-        else:
-            figures = "- | - | - | -"
-        gate = "pass" if r.passed else f"**FAILED** ({r.note})"
-        lines.append(
-            f"| {r.format} | {Path(r.path).name} | {r.size_bytes / 1e6:.3f} | {ratio} | "
-            f"{r.max_abs_diff:.4f} | {r.mean_abs_diff:.5f} | {figures} | {gate} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def write_report(report: ConversionReport, out_dir: Path) -> None:
-    atomic_write_text(
-        Path(out_dir) / "conversion.json",
-        json_text(report.to_dict()),
-    )
-    atomic_write_text(Path(out_dir) / "conversion.md", report_markdown(report))

@@ -3,42 +3,47 @@
 Owns `check_model_file` (missing, empty, not a TFLite flatbuffer -> one-line
 `PosterliteError`) and `load_interpreter` (LiteRT's `Interpreter`, else `tflite_runtime`'s).
 Both `metadata` (tensor details for `info`) and `runtime` (prediction) use it, so neither
-has to import the other for it. Imports LiteRT only, never TensorFlow (runtime install).
+has to import the other for it. The file format itself (the TFL3 identifier) is
+`posterlite.tflite_file`'s. Imports LiteRT only, never TensorFlow (runtime install).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from posterlite.errors import PosterliteError
 from posterlite.quiet import captured_output
-
-TFLITE_IDENTIFIER = b"TFL3"
-# The smallest valid flatbuffer: root offset (4) + file identifier (4).
-MIN_MODEL_BYTES = 8
+from posterlite.tflite_file import MIN_MODEL_BYTES, check_tflite_bytes
 
 
 def interpreter_class() -> type:
+    """LiteRT's `Interpreter` class, else tflite_runtime's; raises PosterliteError when
+    neither is installed."""
     try:
         from ai_edge_litert.interpreter import Interpreter
+
+        return cast(type, Interpreter)
     except ImportError:
-        try:
-            from tflite_runtime.interpreter import Interpreter  # type: ignore[no-redef]
-        except ImportError as exc:
-            raise PosterliteError(
-                "no TFLite runtime installed: pip install 'posterlite[runtime]' (ai-edge-litert)"
-            ) from exc
-    return Interpreter
+        pass
+    try:
+        from tflite_runtime.interpreter import Interpreter as RuntimeInterpreter
+    except ImportError as exc:
+        raise PosterliteError(
+            "no TFLite runtime installed: pip install 'posterlite[runtime]' (ai-edge-litert)"
+        ) from exc
+    return cast(type, RuntimeInterpreter)
 
 
 def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, else its class name (for one-line errors)."""
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
 
 def check_model_file(path: Path) -> Path:
-    """`path` if it looks like a TFLite model; else a one-line error saying what it is."""
+    """`path` if it looks like a TFLite model; else raises PosterliteError, one line saying
+    what it is (missing, a folder, unreadable, empty, no TFL3 identifier)."""
     path = Path(path)
     if not path.exists():
         raise PosterliteError(f"model not found: {path}")
@@ -51,14 +56,14 @@ def check_model_file(path: Path) -> Path:
         raise PosterliteError(f"{path}: cannot read ({first_line(exc)})") from exc
     if not head:
         raise PosterliteError(f"{path}: empty file (0 bytes), not a TFLite model")
-    if len(head) < MIN_MODEL_BYTES or head[4:8] != TFLITE_IDENTIFIER:
-        raise PosterliteError(f"{path}: not a TFLite model (no TFL3 identifier)")
+    check_tflite_bytes(head, str(path))
     return path
 
 
 def verify_model_file(path: Path) -> Path:
     """`check_model_file` plus LiteRT's flatbuffer verification (no tensors allocated, so
-    it costs milliseconds): lets a command reject a truncated file before it starts work."""
+    it costs milliseconds): lets a command reject a truncated file before it starts work.
+    Returns `path`; raises PosterliteError for a file LiteRT refuses."""
     path = check_model_file(path)
     try:
         with captured_output():
@@ -79,7 +84,9 @@ def load_interpreter(path: Path, threads: int = 1) -> Any:
     """An allocated LiteRT interpreter for `path` (XNNPACK is applied as default delegate).
 
     LiteRT verifies the whole flatbuffer here, so a truncated or corrupt file fails with
-    one line. Its one-time `INFO: Created ... XNNPACK delegate` print is captured.
+    one line (PosterliteError, as for threads < 1). Its one-time `INFO: Created ... XNNPACK
+    delegate` print is captured. Untyped: LiteRT ships no type information.
+    Returns the interpreter.
     """
     path = check_model_file(path)
     if threads < 1:
@@ -95,6 +102,7 @@ def load_interpreter(path: Path, threads: int = 1) -> Any:
 
 
 def interpreter_from_bytes(model_bytes: bytes) -> Any:
-    """An (unallocated) interpreter over in-memory model bytes, its log print captured."""
+    """An (unallocated) interpreter over in-memory model bytes, its log print captured.
+    Raises ValueError (LiteRT's) for bytes that are not a model."""
     with captured_output():
         return interpreter_class()(model_content=model_bytes)

@@ -31,7 +31,7 @@ import numpy as np
 from posterlite.errors import PosterliteError
 from posterlite.fileio import json_text
 from posterlite.genres import DEFAULT_THRESHOLD
-from posterlite.interpreter import interpreter_class, load_interpreter
+from posterlite.interpreter import load_interpreter
 from posterlite.metadata import read_metadata
 from posterlite.posterfiles import IMAGE_SUFFIXES, expand_posters  # noqa: F401 (predict's names)
 from posterlite.preprocess import (
@@ -43,9 +43,6 @@ from posterlite.preprocess import (
     pixels_to_input,
 )
 from posterlite.safetext import csv_text, display
-
-# Kept for callers of the names this module used to define (`convert` uses the class).
-_interpreter_class = interpreter_class
 
 
 def default_workers() -> int:

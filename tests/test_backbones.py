@@ -20,6 +20,8 @@ tf = pytest.importorskip("tensorflow")
 keras = pytest.importorskip("keras")
 
 from posterlite import backbones  # noqa: E402
+from posterlite.backbones import sources as backbone_sources  # noqa: E402
+from posterlite.backbones import weights as backbone_weights  # noqa: E402
 from posterlite.cli import main  # noqa: E402
 from posterlite.errors import PosterliteError  # noqa: E402
 
@@ -301,7 +303,7 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, weights_server) ->
     empty = tmp_path / "empty"
     empty.mkdir()
     monkeypatch.chdir(empty)
-    monkeypatch.setattr(backbones, "pretrained_dirs", lambda: [empty])
+    monkeypatch.setattr(backbone_sources, "pretrained_dirs", lambda: [empty])
     weights_server.files.clear()
     weights_server.hits.clear()
     for arch, url in list(backbones.KERAS_NOTOP_URLS.items()):
@@ -362,7 +364,7 @@ def test_resolve_imports_once_and_reuses_cache(
     pretrained.mkdir()
     (pretrained / random_v1_tflite.name).write_bytes(random_v1_tflite.read_bytes())
     monkeypatch.setenv(backbones.ENV_PRETRAINED, str(pretrained))
-    monkeypatch.setattr(backbones, "pretrained_dirs", lambda: [pretrained])
+    monkeypatch.setattr(backbone_sources, "pretrained_dirs", lambda: [pretrained])
     calls: list[Path] = []
     real_import = backbones.import_tflite_backbone
 
@@ -370,7 +372,7 @@ def test_resolve_imports_once_and_reuses_cache(
         calls.append(Path(source))
         return real_import(source, arch, out, verify_count=1)
 
-    monkeypatch.setattr(backbones, "import_tflite_backbone", counting)
+    monkeypatch.setattr(backbone_weights, "import_tflite_backbone", counting)
     first = backbones.resolve_backbone_weights("mobilenet_v1")
     second = backbones.resolve_backbone_weights("mobilenet_v1")
     assert first == second and first is not None and first.is_file()

@@ -14,8 +14,10 @@ from conftest import make_poster
 from tiny_models import SIZE, make_brightness_run, make_run
 
 from posterlite.cli import main
-from posterlite.convert import FAILED_TAG, FORMATS, Quality, convert_model, gate, quality
+from posterlite.convert import FAILED_TAG, convert_model
+from posterlite.convert_report import Quality, gate, quality
 from posterlite.errors import PosterliteError
+from posterlite.formats import FORMAT_NAMES as FORMATS
 from posterlite.genres import DEFAULT_GENRES
 
 

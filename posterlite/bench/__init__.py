@@ -82,7 +82,7 @@ from posterlite.bench.sidecar import (
 from posterlite.bench.targets import TARGETS, check_options
 from posterlite.bench.targets.cpu import bench_tflite_cpu
 from posterlite.bench.timing import Timed, interleaved_rounds, round_ratio, time_invokes
-from posterlite.convert import FORMATS
+from posterlite.formats import FORMAT_NAMES as FORMATS
 
 __all__ = [
     "ANCHOR_GOAL",

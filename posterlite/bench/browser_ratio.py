@@ -34,15 +34,15 @@ from posterlite.bench.records import JSONObject, JSONReader
 from posterlite.bench.targets.browser import BrowserMeasurement, device_record
 from posterlite.bench.targets.browser import measure as page
 from posterlite.bench.timing import round_ratio, time_invokes
-from posterlite.convert import FORMATS
 from posterlite.errors import PosterliteError
+from posterlite.formats import FORMAT_NAMES, SHIPPED_FORMAT, format_spec, is_format
 
 SCHEMA = 2
 THREADS: tuple[int, ...] = (1, 2)
 BrowserRuntime = Literal["mediapipe", "litert"]
 # (runtime, threads asked): MediaPipe web has no threaded build, so it is asked for one.
 CONFIGS: tuple[tuple[BrowserRuntime, int], ...] = (("mediapipe", 1), ("litert", 1), ("litert", 2))
-REFERENCE = "int8"  # the shipped format: the target is judged on it, the others against it
+REFERENCE = SHIPPED_FORMAT  # the shipped format: the target is judged on it, the others against it
 # What each round records from the page's device record.
 ROUND_KEYS: tuple[str, ...] = (
     "wasm_variant",
@@ -59,9 +59,10 @@ def ratio_formats(text: str) -> tuple[str, ...]:
     """`int8,fp32` -> ("int8", "fp32"): known formats, no repeats, int8 first. Raises
     ValueError for an unknown format or without int8."""
     formats = tuple(dict.fromkeys(f.strip() for f in text.split(",") if f.strip()))
-    unknown = [f for f in formats if f not in FORMATS]
+    unknown = [f for f in formats if not is_format(f)]
     if unknown:
-        raise ValueError(f"unknown format(s) {', '.join(unknown)} (known: {', '.join(FORMATS)})")
+        known = ", ".join(FORMAT_NAMES)
+        raise ValueError(f"unknown format(s) {', '.join(unknown)} (known: {known})")
     if REFERENCE not in formats:
         raise ValueError(
             f"--formats must include {REFERENCE}, the reference every row is read against"
@@ -72,11 +73,11 @@ def ratio_formats(text: str) -> tuple[str, ...]:
 def format_files(int8: Path, folder: Path, formats: Sequence[str]) -> dict[str, Path]:
     """Each format's file: int8 is `int8` itself, another is the one `*.<format>.tflite` in
     `folder`. Raises PosterliteError for no such file, or several."""
-    out = {REFERENCE: Path(int8)}
+    out: dict[str, Path] = {REFERENCE: Path(int8)}
     for fmt in formats:
         if fmt == REFERENCE:
             continue
-        found = sorted(Path(folder).glob(f"*.{fmt}.tflite"))
+        found = sorted(Path(folder).glob(f"*{format_spec(fmt).suffix}"))
         if len(found) != 1:
             what = "no" if not found else f"{len(found)}"
             raise PosterliteError(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from posterlite.bench.labelled import LabelledSet
 from posterlite.errors import PosterliteError
 from posterlite.fileio import sha256_file
+from posterlite.formats import format_spec
 from posterlite.preprocess import DEFAULT_SIZE
 
 if TYPE_CHECKING:
@@ -33,7 +34,7 @@ def convert_to_cache(
     """`<cache>/<name>-<sha12>/<name>.<fmt>.tflite` for each format, converting what is
     missing. Raises PosterliteError when the conversion does not produce every file."""
     out = Path(cache_dir) / f"{name}-{sha256_file(keras_path)[:12]}"
-    result = {fmt: out / f"{name}.{fmt}.tflite" for fmt in formats}
+    result = {fmt: out / format_spec(fmt).file_name(name) for fmt in formats}
     todo = [fmt for fmt, path in result.items() if not path.is_file()]
     if todo:
         import click

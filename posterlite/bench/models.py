@@ -23,10 +23,10 @@ from posterlite.bench.sidecar import (
     recorded_reference,
     shipped_file,
 )
-from posterlite.convert import FORMATS
 from posterlite.errors import PosterliteError
+from posterlite.formats import SHIPPED_FORMAT, format_spec, is_format
 
-DEFAULT_FORMATS: tuple[str, ...] = ("int8",)
+DEFAULT_FORMATS: tuple[str, ...] = (SHIPPED_FORMAT,)
 # The paper's six (each architecture plain and with SMOTE), then the fine-tuned
 # mobilenet_v2 exported at 160 px: the fast point of the frontier.
 SHIPPED_MODELS: tuple[str, ...] = (*GRID_MODEL_NAMES, "mobilenet_v2_160")
@@ -41,7 +41,7 @@ def split_name(path: Path) -> tuple[str, str]:
     """
     stem = path.name[: -len(".tflite")] if path.name.endswith(".tflite") else path.stem
     name, _, fmt = stem.rpartition(".")
-    if name and fmt in FORMATS:
+    if name and is_format(fmt):
         if name == "model" and path.parent.name:
             name = path.parent.resolve().name
         return name, fmt
@@ -85,7 +85,8 @@ def _shipped_if_fresh(folder: Path, fmt: str, keras_path: Path) -> tuple[Path | 
 
 def _existing_tflite(folder: Path, name: str, fmt: str) -> Path | None:
     """A conversion already written beside the run (`convert`'s naming), if any."""
-    for candidate in (folder / f"{name}.{fmt}.tflite", folder / "tflite" / f"{name}.{fmt}.tflite"):
+    file_name = format_spec(fmt).file_name(name)
+    for candidate in (folder / file_name, folder / "tflite" / file_name):
         if candidate.is_file():
             return candidate
     return None
@@ -154,9 +155,9 @@ def resolve_models(
         for path in wanted.values():
             if path is not None:
                 reference = reference or fitting_reference(recorded_reference(path), posters)
-        if reference is None and posters is not None and "int8" not in wanted:
+        if reference is None and posters is not None and SHIPPED_FORMAT not in wanted:
             # With int8 among the formats its shipped file was already looked at above.
-            shipped, _ = _shipped_if_fresh(folder, "int8", keras_path)
+            shipped, _ = _shipped_if_fresh(folder, SHIPPED_FORMAT, keras_path)
             reference = fitting_reference(recorded_reference(shipped), posters) if shipped else None
         if keras_baseline and (reference is None or posters is None):
             specs.append(ModelSpec(name, "keras", keras_path, "keras"))

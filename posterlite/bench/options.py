@@ -16,8 +16,8 @@ from typing import Literal, get_args
 
 from posterlite.bench.models import DEFAULT_FORMATS
 from posterlite.browser import DEFAULT_RUNTIME, RUNTIMES, THROTTLES
-from posterlite.convert import FORMATS
 from posterlite.errors import PosterliteError
+from posterlite.formats import ALL, FORMAT_NAMES
 
 # What `--target` chooses: where the rows run. (`--runtime mediapipe` adds the registry's
 # "mediapipe" target beside "cpu".)
@@ -115,12 +115,12 @@ class BenchOptions:
 def parse_formats(text: str) -> tuple[str, ...]:
     """`int8`, `fp32,int8` or `all` -> the formats; raises PosterliteError for others."""
     chosen = tuple(part.strip() for part in text.split(",") if part.strip())
-    if chosen == ("all",):
-        return FORMATS
-    unknown = [f for f in chosen if f not in FORMATS]
+    if chosen == (ALL,):
+        return FORMAT_NAMES
+    unknown = [f for f in chosen if f not in FORMAT_NAMES]
     if unknown or not chosen:
         raise PosterliteError(
-            f"unknown format(s) {unknown or text!r}: choose from {', '.join(FORMATS)} or all"
+            f"unknown format(s) {unknown or text!r}: choose from {', '.join(FORMAT_NAMES)} or {ALL}"
         )
     return chosen
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from posterlite.bench.models import REFERENCE_FILES
 from posterlite.bench.records import BenchRow, KerasDelta, KerasReference, ModelSpec, Ratio
 from posterlite.bench.timing import round_ratio
+from posterlite.formats import FLOAT_FORMAT, SHIPPED_FORMAT
 from posterlite.metrics import MultiLabelReport
 
 ANCHOR_MODEL = "mobilenet_v2"
@@ -83,7 +84,7 @@ def compute_ratios(rows: Sequence[BenchRow]) -> list[Ratio]:
         google = [
             r for r in same if r.kind == "reference" and Path(r.path).name == ANCHOR_REFERENCE
         ]
-        ours = [r for r in same if r.kind == "posterlite" and r.format == "int8"]
+        ours = [r for r in same if r.kind == "posterlite" and r.format == SHIPPED_FORMAT]
         for row in (r for r in ours if r.model == ANCHOR_MODEL):
             for reference in (g for g in google if _paired(row, g)):
                 ratios.append(
@@ -98,11 +99,11 @@ def compute_ratios(rows: Sequence[BenchRow]) -> list[Ratio]:
                 )
         for row in ours:
             fp32 = [r for r in same if r.kind == "posterlite" and r.model == row.model
-                    and r.format == "fp32" and _paired(row, r)]  # fmt: skip
+                    and r.format == FLOAT_FORMAT and _paired(row, r)]  # fmt: skip
             for base in fp32:
                 ratios.append(
                     row_ratio(
-                        "int8 / fp32",
+                        f"{SHIPPED_FORMAT} / {FLOAT_FORMAT}",
                         row,
                         base,
                         None,

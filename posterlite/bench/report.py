@@ -17,6 +17,7 @@ from posterlite.bench.paths import shared_dir
 from posterlite.bench.ratios import ANCHOR_REFERENCE
 from posterlite.bench.records import BenchReport, BenchRow, Ratio
 from posterlite.fileio import atomic_path, atomic_write_text
+from posterlite.formats import FORMAT_SPECS
 from posterlite.genres import DEFAULT_THRESHOLD
 from posterlite.metrics import MultiLabelReport
 
@@ -238,7 +239,7 @@ def plot_rows(rows: Sequence[BenchRow], out: Path, threads: int | None = None) -
     fig, ax = plt.subplots(figsize=(9, 6))
     points = [(_p50(r), r.accuracy.mean_average_precision if r.accuracy else math.nan)
               for r in chosen]  # fmt: skip
-    markers = {"fp32": "o", "fp16": "s", "dynamic": "^", "int8": "D", "keras": "x"}
+    markers: dict[str, str] = {**{spec.name: spec.marker for spec in FORMAT_SPECS}, "keras": "x"}
     for row, (lat, m_ap) in zip(chosen, points, strict=True):
         ax.scatter(lat, m_ap, marker=markers.get(row.format, "o"), s=40, alpha=0.8)
         label = row.label if row.target != "browser" else f"{row.label} ({row.device['model']})"

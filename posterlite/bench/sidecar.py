@@ -33,17 +33,18 @@ from posterlite.bench.paths import REPO, display_path
 from posterlite.bench.records import KerasReference, as_object
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, atomic_write_text, jsonable, sha256_file
+from posterlite.formats import SHIPPED_FORMAT, format_spec
 from posterlite.metrics import MultiLabelReport
 
 KERAS_REFERENCE_KEY = "keras_reference"
-EXPORT_FORMAT = "int8"
+EXPORT_FORMAT = SHIPPED_FORMAT
 # Bumped when what an export records changes, so older sidecars are redone.
 EXPORT_VERSION = 1
 
 
 def shipped_file(run_dir: Path, fmt: str) -> Path:
     """Where a run folder keeps its committed phone-ready file of `fmt`."""
-    return Path(run_dir) / f"model.{fmt}.tflite"
+    return Path(run_dir) / format_spec(fmt).file_name("model")
 
 
 def file_digest(path: Path, length: int = 12) -> str:
