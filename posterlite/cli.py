@@ -131,9 +131,8 @@ def data_split(
     from posterlite import data as data_mod
 
     start = time.perf_counter()
-    report = data_mod.split_sources(
-        list(sources), out, val_fraction, seed, per_genre, fmt, test_fraction=test_fraction
-    )
+    options = data_mod.SplitOptions(val_fraction, test_fraction, seed, per_genre, fmt)
+    report = data_mod.split_sources(list(sources), out, options)
     seconds = time.perf_counter() - start
     if as_json:
         click.echo(json.dumps({**report.to_json(), "seconds": round(seconds, 2)}, indent=1))
