@@ -1,5 +1,6 @@
-"""Every module, public class and public function (methods included) of the bench package
-and the registries has a docstring (read with `ast`; what it says is reviewed, not tested)."""
+"""Every module, public class and public function (methods included) of the bench, cli and
+data packages and the registries has a docstring (read with `ast`; what it says is
+reviewed, not tested)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "posterlite"
-CHECKED = [*sorted((PACKAGE / "bench").rglob("*.py")), PACKAGE / "archs.py"]
+PACKAGES = ("bench", "cli", "data")
+CHECKED = [*sorted(p for n in PACKAGES for p in (PACKAGE / n).rglob("*.py")), PACKAGE / "archs.py"]
 
 
 def undocumented(path: Path) -> list[str]:
@@ -27,7 +29,7 @@ def undocumented(path: Path) -> list[str]:
     return missing
 
 
-def test_bench_and_registries_document_every_public_name() -> None:
+def test_checked_packages_document_every_public_name() -> None:
     missing = {str(p.relative_to(PACKAGE)): undocumented(p) for p in CHECKED}
     assert {k: v for k, v in missing.items() if v} == {}
 

@@ -27,6 +27,7 @@ The names other modules use are importable from `posterlite.data` itself.
 """
 
 from posterlite.data.download import (
+    DEADLINE_TIMEOUTS,
     DEFAULT_TIMEOUT,
     DEFAULT_WORKERS,
     DownloadFailure,
@@ -75,6 +76,7 @@ from posterlite.data.split import (
 )
 
 __all__ = [
+    "DEADLINE_TIMEOUTS",
     "DEFAULT_SCAN_WORKERS",
     "DEFAULT_TIMEOUT",
     "DEFAULT_WORKERS",

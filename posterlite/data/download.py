@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from posterlite.data.layouts import CsvTable, read_csv_table
 from posterlite.data.records import MAX_POSTER_BYTES, SCAN_DECODE_SIZE, one_line, progress_bar
@@ -140,7 +140,12 @@ class _Deadline:
         return self._expires - time.monotonic()
 
     def connect(
-        self, address: tuple[str, int], timeout: float, source_address=None, *args, **kwargs
+        self,
+        address: tuple[str, int],
+        timeout: float,
+        source_address: tuple[str, int] | None = None,
+        *args: Any,
+        **kwargs: Any,
     ) -> socket.socket:
         """`socket.create_connection` whose socket the watchdog may shut down; raises
         TimeoutError once the deadline has passed, OSError as `create_connection` does."""
@@ -180,14 +185,16 @@ def _shut_down(sock: socket.socket) -> None:
         pass  # already closed: the request it served is over
 
 
-def _deadline_connections(http_class: type, deadline: _Deadline) -> Callable:
+def _deadline_connections(
+    http_class: Any, deadline: _Deadline
+) -> Callable[..., http.client.HTTPConnection]:
     """`http_class` (HTTP or HTTPS connection) whose sockets are opened by `deadline`."""
 
-    def build(host: str, **kwargs) -> http.client.HTTPConnection:
-        connection = http_class(host, **kwargs)
+    def build(host: str, **kwargs: Any) -> http.client.HTTPConnection:
+        connection: http.client.HTTPConnection = http_class(host, **kwargs)
         # http.client opens its socket through this attribute (HTTPS wraps it afterwards),
         # so every byte of the request, TLS included, is under the watchdog.
-        connection._create_connection = deadline.connect
+        connection._create_connection = deadline.connect  # type: ignore[attr-defined]
         return connection
 
     return build
@@ -198,7 +205,9 @@ class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
         super().__init__()
         self.deadline = deadline
 
-    def do_open(self, http_class, req, **kwargs):  # noqa: ANN001 - urllib's signature
+    def do_open(
+        self, http_class: Any, req: urllib.request.Request, **kwargs: Any
+    ) -> http.client.HTTPResponse:
         """urllib's response, its connection opened under the deadline; raises as urllib does."""
         return super().do_open(_deadline_connections(http_class, self.deadline), req, **kwargs)
 
@@ -208,7 +217,9 @@ class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
         super().__init__()
         self.deadline = deadline
 
-    def do_open(self, http_class, req, **kwargs):  # noqa: ANN001 - urllib's signature
+    def do_open(
+        self, http_class: Any, req: urllib.request.Request, **kwargs: Any
+    ) -> http.client.HTTPResponse:
         """urllib's response, its connection opened under the deadline; raises as urllib does."""
         return super().do_open(_deadline_connections(http_class, self.deadline), req, **kwargs)
 
@@ -217,7 +228,14 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
     """Follows a redirect only to http(s): a poster host must not send us to ftp:// (which
     urllib would log in to) or file://. Checked on every hop, not only the CSV's URL."""
 
-    def http_error_302(self, req, fp, code, msg, headers):  # noqa: ANN001 - urllib's
+    def http_error_302(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+    ) -> Any:
         """urllib's redirect, followed only to http(s); raises `_FetchError` otherwise."""
         location = headers.get("location") or headers.get("uri") or ""
         _check_redirect(urllib.parse.urljoin(req.full_url, location.strip()), code, fp)
@@ -225,13 +243,21 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
 
     http_error_301 = http_error_303 = http_error_307 = http_error_308 = http_error_302
 
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: ANN001
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: http.client.HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
         """urllib's next request, only to http(s); raises `_FetchError` otherwise."""
         _check_redirect(newurl, code, fp)
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _check_redirect(url: str, code: int, fp) -> None:  # noqa: ANN001 - a response
+def _check_redirect(url: str, code: int, fp: IO[bytes]) -> None:
     if urllib.parse.urlsplit(url).scheme not in WEB_SCHEMES:
         fp.close()
         raise _FetchError("bad redirect", f"{code} to {url[:80]}")
@@ -263,7 +289,7 @@ def read_poster_urls(csv_path: Path) -> tuple[list[tuple[str, str]], CsvTable]:
     return [(row[id_col].strip(), row[poster_col].strip()) for _, row in table.rows], table
 
 
-def _read_bounded(response, limit: int) -> bytes:  # noqa: ANN001 - an HTTP response
+def _read_bounded(response: http.client.HTTPResponse, limit: int) -> bytes:
     """The body, read in chunks and refused as soon as it passes `limit` bytes."""
     declared = response.headers.get("Content-Length", "").strip()
     if declared.isdigit() and int(declared) > limit:

@@ -129,4 +129,7 @@ def progress_bar(total: int, desc: str, enabled: bool) -> AbstractContextManager
     No bar when `enabled` is False or stderr is not a terminal (CI logs, pipes)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="file", leave=False, disable=None if enabled else True)
+    bar: AbstractContextManager[Any] = tqdm(
+        total=total, desc=desc, unit="file", leave=False, disable=None if enabled else True
+    )
+    return bar

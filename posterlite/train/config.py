@@ -25,6 +25,9 @@ ARCHS = ARCH_NAMES
 
 
 OPTIMIZERS = ("adam", "sgd")
+# End-to-end fine-tuning: batch norm kept frozen or trained; the train-poster sampler.
+BN_MODES = ("frozen", "train")
+SAMPLERS = ("none", "powerset")
 
 
 # The paper's optimizer grid; each architecture x SMOTE pair keeps its best run.
@@ -35,6 +38,11 @@ GRID_OPTIMIZERS: tuple[tuple[str, float], ...] = (
     ("sgd", 1e-4),
     ("sgd", 1e-5),
 )
+
+
+# Wall-clock cap per fit in the grid (seconds; `train grid --time-budget`): the from-scratch
+# CNN's slow optimizers (SGD 1e-5 barely moves) must not eat the hour.
+GRID_TIME_BUDGET_S = 120.0
 
 
 SELECTION_METRIC = "validation mAP (mean over genres of average precision)"
@@ -114,9 +122,9 @@ class EndToEndConfig:
     def __post_init__(self) -> None:
         if not self.schedule or any(s < 32 or e < 1 for s, e in self.schedule):
             raise PosterliteError("fine-tune schedule needs SIZE:EPOCHS pairs, size >= 32")
-        if self.bn not in ("frozen", "train"):
+        if self.bn not in BN_MODES:
             raise PosterliteError(f"--ft-bn must be frozen or train, got {self.bn!r}")
-        if self.sampler not in ("none", "powerset"):
+        if self.sampler not in SAMPLERS:
             raise PosterliteError(f"--ft-sampler must be none or powerset, got {self.sampler!r}")
         if not 0.05 <= self.crop_scale <= 1.0 or not 0.2 <= self.crop_ratio <= 1.0:
             raise PosterliteError("--ft-crop-scale must be in [0.05, 1], crop ratio in [0.2, 1]")
@@ -139,12 +147,17 @@ class EndToEndConfig:
 
 
 def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
-    """ "160:3,224:1" -> ((160, 3), (224, 1))."""
+    """ "160:3,224:1" -> ((160, 3), (224, 1)); raises PosterliteError for other text."""
     try:
         pairs = [part.split(":") for part in text.split(",") if part.strip()]
         return tuple((int(size), int(epochs)) for size, epochs in pairs)
     except ValueError as exc:
         raise PosterliteError(f"bad schedule {text!r}: expected SIZE:EPOCHS[,SIZE:EPOCHS]") from exc
+
+
+def format_schedule(schedule: tuple[tuple[int, int], ...]) -> str:
+    """((160, 3), (224, 1)) -> "160:3,224:1" (what `parse_schedule` reads back)."""
+    return ",".join(f"{size}:{epochs}" for size, epochs in schedule)
 
 
 @dataclass(frozen=True)
