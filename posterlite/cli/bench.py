@@ -8,6 +8,7 @@ and refuse exactly the same combinations (`bench.check_options`, run by `run_ben
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,14 @@ from posterlite.browser import DEFAULT_RUNTIME, RUNTIMES, THROTTLES
 
 DEFAULT = BenchOptions()  # the defaults of `posterlite bench`
 _BOTH = "both"  # --browser-runtime both: every browser runtime of RUNTIMES
+
+
+def bench_options(models: tuple[str, ...], fields: Mapping[str, Any]) -> BenchOptions:
+    """The `BenchOptions` of `bench`'s MODELs and options (click parameter name -> value;
+    an option left out, None, keeps BenchOptions' default). Raises PosterliteError for text
+    that does not parse (`--formats`, `--threads`, `--cpu-throttle`)."""
+    chosen = {name: value for name, value in fields.items() if value is not None}
+    return BenchOptions.from_api(models, **chosen)
 
 
 def _listed(values: tuple[object, ...]) -> str:
@@ -168,9 +177,7 @@ def bench(
     and Google's int8 MobileNetV2 files, scored on benchmarks/sample. A Markdown table on
     stdout (CPU named above it, ratios below), progress on stderr, every figure in the JSON.
     """
-    # An option left out (None) keeps BenchOptions' default.
-    chosen = {name: value for name, value in fields.items() if value is not None}
-    report = stage.run_bench(BenchOptions.from_api(models, **chosen))
+    report = stage.run_bench(bench_options(models, fields))
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     default_json, default_plot = stage.default_outputs()
