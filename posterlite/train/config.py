@@ -92,6 +92,8 @@ class EndToEndConfig:
     beats the head, so BN stays frozen; crop 0.5 / none and a 1x head lr landed below these
     defaults with both seeds tried (mean gaps 0.006-0.008, smaller than the 0.012 between two
     seeds of one recipe), so crop 0.7 and 3x are kept: favoured, not proven.
+
+    Raises PosterliteError for a value out of range (the message names the CLI option).
     """
 
     # (input size, epochs) in order: progressive resizing, most epochs at low resolution.
@@ -139,6 +141,7 @@ class EndToEndConfig:
 
     @property
     def epochs(self) -> int:
+        """Epochs in all, over every size of the schedule."""
         return sum(e for _, e in self.schedule)
 
     def sizes(self) -> list[int]:
@@ -162,6 +165,10 @@ def format_schedule(schedule: tuple[tuple[int, int], ...]) -> str:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training run (`posterlite train`'s options; the grid varies arch, smote and the
+    optimizer). Raises PosterliteError for an unknown architecture or optimizer, or epochs,
+    batch size or learning rate that are not positive."""
+
     arch: str = "mobilenet_v1"
     smote: bool = False
     optimizer: str = "adam"
@@ -205,16 +212,19 @@ class TrainConfig:
 
     @property
     def size(self) -> int:
+        """Input side in pixels: `input_size`, else the architecture's."""
         if self.input_size is not None:
             return self.input_size
         return arch_spec(self.arch).input_size
 
     @property
     def name(self) -> str:
+        """The model name: the architecture, plus the SMOTE suffix."""
         return self.arch + (SMOTE_SUFFIX if self.smote else "")
 
     @property
     def run_id(self) -> str:
+        """Name, optimizer and learning rate: one grid run."""
         return f"{self.name}-{self.optimizer}-{self.learning_rate:g}"
 
     def key(self) -> str:
@@ -238,6 +248,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunResult:
+    """What one finished run scored on validation, its size and cost."""
+
     name: str
     run_id: str
     out_dir: Path
@@ -262,9 +274,12 @@ def cache_root() -> Path:
 
 
 def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
     # ru_maxrss is in KiB on Linux: the process's peak so far.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def write_json(path: Path, payload: Any) -> None:
+    """Write `payload` (numpy values made plain) as sorted, indented JSON atomically;
+    raises OSError if `path` cannot be written."""
     atomic_write_text(path, json.dumps(jsonable(payload), indent=2, sort_keys=True) + "\n")
