@@ -68,14 +68,16 @@ def poster_modes(posters) -> dict[str, str]:
 def scan_one(path: Path, workers: int) -> tuple[dict, object, object]:
     """Scan like `posterlite data scan PATH --json`; (record, ScanResult, CsvTable)."""
     from posterlite import data
+    from posterlite.data.layouts import multihot_columns, posters_dir
+    from posterlite.posterfiles import looks_like_image
 
     start = time.perf_counter()
     result = data.scan_dataset(path, workers=workers, progress=False)
     seconds = time.perf_counter() - start
     table = data.read_csv_table(result.csv) if result.csv else None
     id_col = table.column("id", "imdbid") if table else None
-    folder = data._posters_dir(result.root)
-    images = [p for p in folder.iterdir() if p.is_file() and data.is_image_file(p)]
+    folder = posters_dir(result.root)
+    images = [p for p in folder.iterdir() if p.is_file() and looks_like_image(p)]
     unlabeled_failures = data.check_posters(result.unlabeled, workers, progress=False)
     modes = poster_modes(result.posters)
     record = {
@@ -112,15 +114,16 @@ def scan_one(path: Path, workers: int) -> tuple[dict, object, object]:
         "seconds": round(seconds, 2),
     }
     if result.format == "multihot":
-        record["genre_columns"] = len(data._multihot_columns(table))
+        record["genre_columns"] = len(multihot_columns(table))
     return record, result, table
 
 
 def imdb_details(table, result) -> dict:
     """imdb-7k: ids labelled only by the data set's own `N/A` column, genres per CSV row."""
     from posterlite import data
+    from posterlite.data.layouts import multihot_columns
 
-    columns = data._multihot_columns(table)
+    columns = multihot_columns(table)
     id_col = table.column("id")
     only_na = sorted(
         {
@@ -224,7 +227,9 @@ def split(workers: int) -> dict:
     out = Path(name)
     try:
         start = time.perf_counter()
-        report = data.split_sources([IMDB, KAGGLE], out, seed=SEED, progress=False)
+        report = data.split_sources(
+            [IMDB, KAGGLE], out, data.SplitOptions(seed=SEED), progress=False
+        )
         seconds = time.perf_counter() - start
         fresh = {(r.film_id, r.source): (r.split, r.genres) for r in read_manifest(out)}
         committed = {(r.film_id, r.source): (r.split, r.genres) for r in read_manifest(MANIFEST)}

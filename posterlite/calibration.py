@@ -44,6 +44,7 @@ from posterlite.preprocess import PosterDecodeError, _open, to_rgb
 
 WIDTH = 224
 JPEG_QUALITY = 85
+SET_SIZE = 200  # posters drawn by default (`calibration build --n`)
 CALIBRATION_FIELDS = ("path", "genres", "split", "source", "film_id", "sha256", "source_sha256")
 
 
@@ -225,11 +226,15 @@ def draw(
 def build_calibration_set(
     source: Path,
     out: Path,
-    n: int = 200,
+    n: int = SET_SIZE,
     seed: int = 0,
     exclude: Sequence[Path] = (),
     scheme: GenreScheme | None = None,
 ) -> CalibrationSet:
+    """`posterlite calibration build`: draw ~`n` posters of `source` (seeded, stratified over
+    the genres, `exclude` left out) into the folder `out`, replaced whole; returns the set
+    written. Raises `PosterliteError` for `n` < 1, an unreadable source or exclusion, or no
+    usable poster."""
     scheme = scheme or default_scheme()
     if n < 1:
         raise PosterliteError("--n must be at least 1")

@@ -289,7 +289,7 @@ class PosterModel:
         return np.concatenate(parts) if parts else np.zeros((0, len(self.genres)), np.float32)
 
     # -- decisions ---------------------------------------------------------------------
-    def cut(self, threshold: float | Sequence[float] | None = None) -> np.ndarray:
+    def cut(self, threshold: float | Sequence[float] | str | None = None) -> np.ndarray:
         """Per-genre thresholds: `None` -> the default (0.5), "tuned" -> the metadata's."""
         if threshold is None:
             return np.full(len(self.genres), self.default_threshold)

@@ -88,7 +88,8 @@ def test_api_only_refusals_and_unknown_keywords() -> None:
 
 
 def test_cli_choices_are_the_option_literals() -> None:
-    command = main.commands["bench"]
+    command = main.get_command(click.Context(main), "bench")  # loaded on first use
+    assert command is not None
     choices = {p.name: p.type for p in command.params if isinstance(p.type, click.Choice)}
     assert tuple(choices["target"].choices) == TARGET_CHOICES
     assert tuple(choices["app_runtime"].choices) == APP_RUNTIMES

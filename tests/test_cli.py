@@ -14,16 +14,24 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner
 from conftest import LocalServer, QuietHandler, make_poster
 from tiny_models import make_posters
 
+from posterlite.bench.options import BenchOptions
+from posterlite.cli import bench as cli_bench
+from posterlite.cli import data as cli_data
 from posterlite.cli import main
+from posterlite.cli import train as cli_train
+from posterlite.data import DEFAULT_WORKERS, DownloadLimits, SplitOptions
+from posterlite.errors import PosterliteError
 from posterlite.genres import DEFAULT_GENRES
 from posterlite.manifest import write_manifest
-from posterlite.train.config import RUN_FILES
+from posterlite.train.config import GRID_TIME_BUDGET_S, RUN_FILES, EndToEndConfig, TrainConfig
 
 POSTERLITE = Path(sys.executable).with_name("posterlite")
 TRAIN_FILES = RUN_FILES
@@ -222,3 +230,108 @@ def test_predict_labels_not_matching_outputs_is_one_line_error(four_outputs, lab
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ")
     assert "4 outputs" in lines[0] and "6" in lines[0]
+
+
+# --- options to configs -------------------------------------------------------------------
+def _parsed(command: click.Command, *args: str) -> dict[str, Any]:
+    """The click parameters `command` parses from `args` (nothing is run)."""
+    return dict(command.make_context(command.name or "", list(args)).params)
+
+
+def _train_config(*args: str) -> TrainConfig:
+    params = _parsed(cli_train.train, *args)
+    for name in ("manifest", "out", "grid_mode"):
+        params.pop(name)
+    return cli_train.train_config(params)
+
+
+def test_train_defaults_are_the_configs() -> None:
+    """No option: exactly the dataclasses' defaults (the CLI repeats none of them)."""
+    assert _train_config() == TrainConfig()
+    end_to_end = _train_config("--fine-tune", "all")
+    assert end_to_end == TrainConfig(end_to_end=EndToEndConfig())
+    grid = _parsed(cli_train.train_grid, "--data", "m.csv")
+    assert TrainConfig(**{k: grid[k] for k in grid if k not in ("manifest", "out", "archs")}) == (
+        TrainConfig(time_budget_s=GRID_TIME_BUDGET_S)
+    )
+
+
+def test_train_options_reach_their_fields() -> None:
+    config = _train_config(
+        *("--model", "mobilenet_v2", "--lr", "0.01", "--time-budget", "9", "--seed", "3"),
+        *("--fine-tune", "all", "--fine-tune-lr", "0.001", "--ft-schedule", "96:2"),
+        *("--ft-warmup", "0.5", "--ft-bn", "train", "--ft-ema", "0.9", "--smote"),
+        *("--ft-teacher", "a", "--ft-teacher", "b", "--ft-distill", "0.25", "--init", "run"),
+    )
+    assert (config.arch, config.learning_rate, config.time_budget_s, config.seed) == (
+        "mobilenet_v2",
+        0.01,
+        9.0,
+        3,
+    )
+    assert config.smote and config.init == "run" and config.fine_tune_learning_rate is None
+    e2e = config.end_to_end
+    assert e2e is not None
+    assert (e2e.learning_rate, e2e.schedule, e2e.warmup_epochs, e2e.bn, e2e.ema) == (
+        0.001,
+        ((96, 2),),
+        0.5,
+        "train",
+        0.9,
+    )
+    assert e2e.teachers == ("a", "b") and e2e.distill == 0.25
+    assert e2e.sampler == "powerset"  # --smote's default sampler
+    blocks = _train_config("--fine-tune", "2", "--fine-tune-lr", "0.001")
+    assert (blocks.fine_tune, blocks.fine_tune_learning_rate, blocks.end_to_end) == (2, 0.001, None)
+
+
+def test_train_option_errors() -> None:
+    with pytest.raises(click.UsageError, match="number of blocks or 'all'"):
+        _train_config("--fine-tune", "some")
+    with pytest.raises(click.UsageError, match="--init needs --fine-tune all"):
+        _train_config("--init", "run")
+    # 0 was silently replaced by the default peak lr; now the config refuses it
+    with pytest.raises(PosterliteError, match="fine-tune lr"):
+        _train_config("--fine-tune", "all", "--fine-tune-lr", "0")
+
+
+def test_bench_and_data_defaults_are_the_configs() -> None:
+    params = _parsed(cli_bench.bench)
+    models = params.pop("models")
+    for name in ("json_out", "plot_out", "wide"):
+        params.pop(name)
+    assert cli_bench.bench_options(models, params) == BenchOptions()
+    split = _parsed(cli_data.data_split, "src", "--out", "m.csv")
+    fields = ("val_fraction", "test_fraction", "seed", "per_genre", "fmt")
+    assert SplitOptions(*(split[f] for f in fields)) == SplitOptions()
+    download = _parsed(cli_data.data_download, "k.csv", "--out", "posters")
+    limits = DownloadLimits(
+        timeout=download["timeout"], deadline=download["deadline"], retries=download["retries"]
+    )
+    assert limits == DownloadLimits() and download["workers"] == DEFAULT_WORKERS
+
+
+def test_a_command_loads_only_its_own_module() -> None:
+    """`predict` runs without importing the training, bench or data code (the root --help
+    lists every command, so it loads them all)."""
+    code = (
+        "import sys\n"
+        "from posterlite.cli import main\n"
+        "main(sys.argv[1:], standalone_mode=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('posterlite.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, "predict", "--help"], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = done.stdout.splitlines()[-1]
+    assert "posterlite.cli.predict" in loaded
+    for heavy in (
+        "posterlite.train",
+        "posterlite.bench",
+        "posterlite.data",
+        "posterlite.cli.train",
+    ):
+        assert f"'{heavy}'" not in loaded
+    done = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and "'posterlite.cli.train'" in done.stdout.splitlines()[-1]

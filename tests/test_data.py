@@ -19,6 +19,7 @@ from posterlite.data import (
     MAX_CSV_BYTES,
     MAX_POSTER_BYTES,
     LabeledPoster,
+    SplitOptions,
     assign_splits,
     cap_per_genre,
     decode_text,
@@ -373,7 +374,7 @@ def _two_sources(tmp_path: Path) -> tuple[Path, Path]:
 def test_split_merges_sources_without_counting_a_film_twice(tmp_path: Path) -> None:
     multi, kaggle = _two_sources(tmp_path)
     out = tmp_path / "models" / "manifest.csv"
-    report = split_sources([multi, kaggle], out, seed=0, progress=False)
+    report = split_sources([multi, kaggle], out, SplitOptions(seed=0), progress=False)
     rows = read_manifest(out)
     assert len(rows) == 40 + 20
     assert len({r.film_id for r in rows}) == len(rows)
@@ -385,9 +386,9 @@ def test_split_merges_sources_without_counting_a_film_twice(tmp_path: Path) -> N
     counts = Counter(r.split for r in rows)
     assert 15 <= counts["val"] + counts["test"] <= 21 and counts["val"] and counts["test"]
     first = out.read_bytes()
-    split_sources([multi, kaggle], out, seed=0, progress=False)
+    split_sources([multi, kaggle], out, SplitOptions(seed=0), progress=False)
     assert out.read_bytes() == first  # deterministic
-    split_sources([multi, kaggle], out, seed=5, progress=False)
+    split_sources([multi, kaggle], out, SplitOptions(seed=5), progress=False)
     assert out.read_bytes() != first
 
 

@@ -1,5 +1,5 @@
-"""Every module, public class and public function (methods included) of the bench package,
-the registries and the layered packages has a docstring (read with `ast`; what it says,
+"""Every module, public class and public function (methods included) of the bench, cli and
+data packages, the registries and the layered packages has a docstring (read with `ast`; what it says,
 what it returns and raises, is reviewed, not tested)."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "posterlite"
-PACKAGES = ("bench", "metadata", "backbones", "browser")
+PACKAGES = ("bench", "cli", "data", "metadata", "backbones", "browser")
 MODULES = ("archs", "formats", "tflite_file", "interpreter", "convert", "convert_report")
 CHECKED = [
     *(path for name in PACKAGES for path in sorted((PACKAGE / name).rglob("*.py"))),

@@ -147,3 +147,36 @@ def test_bench_layers_point_down() -> None:
         }
         assert not (graph[f"posterlite.bench.{layer}"] & above), layer
     assert not [n for n, e in graph.items() if "posterlite.bench.run" in e and n != ROOT + ".bench"]
+
+
+def test_data_layers_point_down() -> None:
+    """posterlite.data's modules import only the ones above them: records, layouts, scan,
+    then split and download (which do not import each other)."""
+    graph = import_graph()
+    order = ["records", "layouts", "scan", "split", "download"]
+    for position, layer in enumerate(order):
+        allowed = {f"posterlite.data.{m}" for m in order[:position]} - (
+            {"posterlite.data.split"} if layer == "download" else set()
+        )
+        inside = {e for e in graph[f"posterlite.data.{layer}"] if e.startswith("posterlite.data")}
+        assert inside <= allowed, layer
+    # the rest of posterlite uses the package's names (its __init__), not its modules
+    outside = {n: e for n, e in graph.items() if not n.startswith("posterlite.data")}
+    assert not [n for n, e in outside.items() if any(m.startswith("posterlite.data.") for m in e)]
+
+
+def test_cli_command_modules_share_only_common() -> None:
+    """Each command group's module imports no other one (only `posterlite.cli.common`), and
+    none imports the root package `posterlite.cli`, which loads them by name."""
+    graph = import_graph()
+    commands = [
+        n for n in graph if n.startswith("posterlite.cli.") and n != "posterlite.cli.common"
+    ]
+    assert "posterlite.cli.train" in commands and "posterlite.cli.predict" in commands
+    for name in commands:
+        if name == "posterlite.cli.__main__":
+            continue
+        inside = {
+            e for e in graph[name] if e == "posterlite.cli" or e.startswith("posterlite.cli.")
+        }
+        assert inside <= {"posterlite.cli.common"}, name

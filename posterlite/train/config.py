@@ -25,6 +25,9 @@ ARCHS = ARCH_NAMES
 
 
 OPTIMIZERS = ("adam", "sgd")
+# End-to-end fine-tuning: batch norm kept frozen or trained; the train-poster sampler.
+BN_MODES = ("frozen", "train")
+SAMPLERS = ("none", "powerset")
 
 
 # The paper's optimizer grid; each architecture x SMOTE pair keeps its best run.
@@ -35,6 +38,11 @@ GRID_OPTIMIZERS: tuple[tuple[str, float], ...] = (
     ("sgd", 1e-4),
     ("sgd", 1e-5),
 )
+
+
+# Wall-clock cap per fit in the grid (seconds; `train grid --time-budget`): the from-scratch
+# CNN's slow optimizers (SGD 1e-5 barely moves) must not eat the hour.
+GRID_TIME_BUDGET_S = 120.0
 
 
 SELECTION_METRIC = "validation mAP (mean over genres of average precision)"
@@ -84,6 +92,8 @@ class EndToEndConfig:
     beats the head, so BN stays frozen; crop 0.5 / none and a 1x head lr landed below these
     defaults with both seeds tried (mean gaps 0.006-0.008, smaller than the 0.012 between two
     seeds of one recipe), so crop 0.7 and 3x are kept: favoured, not proven.
+
+    Raises PosterliteError for a value out of range (the message names the CLI option).
     """
 
     # (input size, epochs) in order: progressive resizing, most epochs at low resolution.
@@ -114,9 +124,9 @@ class EndToEndConfig:
     def __post_init__(self) -> None:
         if not self.schedule or any(s < 32 or e < 1 for s, e in self.schedule):
             raise PosterliteError("fine-tune schedule needs SIZE:EPOCHS pairs, size >= 32")
-        if self.bn not in ("frozen", "train"):
+        if self.bn not in BN_MODES:
             raise PosterliteError(f"--ft-bn must be frozen or train, got {self.bn!r}")
-        if self.sampler not in ("none", "powerset"):
+        if self.sampler not in SAMPLERS:
             raise PosterliteError(f"--ft-sampler must be none or powerset, got {self.sampler!r}")
         if not 0.05 <= self.crop_scale <= 1.0 or not 0.2 <= self.crop_ratio <= 1.0:
             raise PosterliteError("--ft-crop-scale must be in [0.05, 1], crop ratio in [0.2, 1]")
@@ -131,6 +141,7 @@ class EndToEndConfig:
 
     @property
     def epochs(self) -> int:
+        """Epochs in all, over every size of the schedule."""
         return sum(e for _, e in self.schedule)
 
     def sizes(self) -> list[int]:
@@ -139,7 +150,7 @@ class EndToEndConfig:
 
 
 def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
-    """ "160:3,224:1" -> ((160, 3), (224, 1))."""
+    """ "160:3,224:1" -> ((160, 3), (224, 1)); raises PosterliteError for other text."""
     try:
         pairs = [part.split(":") for part in text.split(",") if part.strip()]
         return tuple((int(size), int(epochs)) for size, epochs in pairs)
@@ -147,8 +158,17 @@ def parse_schedule(text: str) -> tuple[tuple[int, int], ...]:
         raise PosterliteError(f"bad schedule {text!r}: expected SIZE:EPOCHS[,SIZE:EPOCHS]") from exc
 
 
+def format_schedule(schedule: tuple[tuple[int, int], ...]) -> str:
+    """((160, 3), (224, 1)) -> "160:3,224:1" (what `parse_schedule` reads back)."""
+    return ",".join(f"{size}:{epochs}" for size, epochs in schedule)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training run (`posterlite train`'s options; the grid varies arch, smote and the
+    optimizer). Raises PosterliteError for an unknown architecture or optimizer, or epochs,
+    batch size or learning rate that are not positive."""
+
     arch: str = "mobilenet_v1"
     smote: bool = False
     optimizer: str = "adam"
@@ -192,16 +212,19 @@ class TrainConfig:
 
     @property
     def size(self) -> int:
+        """Input side in pixels: `input_size`, else the architecture's."""
         if self.input_size is not None:
             return self.input_size
         return arch_spec(self.arch).input_size
 
     @property
     def name(self) -> str:
+        """The model name: the architecture, plus the SMOTE suffix."""
         return self.arch + (SMOTE_SUFFIX if self.smote else "")
 
     @property
     def run_id(self) -> str:
+        """Name, optimizer and learning rate: one grid run."""
         return f"{self.name}-{self.optimizer}-{self.learning_rate:g}"
 
     def key(self) -> str:
@@ -225,6 +248,8 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class RunResult:
+    """What one finished run scored on validation, its size and cost."""
+
     name: str
     run_id: str
     out_dir: Path
@@ -249,9 +274,12 @@ def cache_root() -> Path:
 
 
 def peak_rss_mb() -> float:
+    """The process's peak resident memory so far, in MB."""
     # ru_maxrss is in KiB on Linux: the process's peak so far.
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def write_json(path: Path, payload: Any) -> None:
+    """Write `payload` (numpy values made plain) as sorted, indented JSON atomically;
+    raises OSError if `path` cannot be written."""
     atomic_write_text(path, json.dumps(jsonable(payload), indent=2, sort_keys=True) + "\n")
