@@ -42,7 +42,7 @@ __all__ = ["__version__", "bench", "convert", "load"]
 _quiet.install()
 
 if TYPE_CHECKING:
-    from posterlite.convert import ConversionReport
+    from posterlite.convert_report import ConversionReport
     from posterlite.runtime import PosterModel
 
 
@@ -86,6 +86,7 @@ def _convert(
 # import convert` still gives the module. (`posterlite.bench`, a package, declares itself
 # callable in its own __init__.)
 class _CallableConvert(types.ModuleType):
+    # Any: a pass-through to `_convert`, whose own signature mypy checks at the call.
     def __call__(self, *args: Any, **kwargs: Any) -> ConversionReport:
         return _convert(*args, **kwargs)
 
@@ -94,13 +95,13 @@ _CALLABLE = {"convert": _CallableConvert}
 
 
 class _Package(types.ModuleType):
-    def __setattr__(self, name: str, value: Any) -> None:
+    def __setattr__(self, name: str, value: object) -> None:
         if name in _CALLABLE and isinstance(value, types.ModuleType):
             value.__class__ = _CALLABLE[name]
         super().__setattr__(name, value)
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> types.ModuleType:
     if name == "bench":  # first use: the bench package (callable, see its __init__)
         import posterlite.bench as package  # (`from posterlite import` would recurse here)
 

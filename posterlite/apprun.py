@@ -30,7 +30,8 @@ import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Protocol, cast
 
 import numpy as np
 
@@ -49,18 +50,66 @@ class AppRunError(PosterliteError):
     """MediaPipe is missing, or refused a model or an image."""
 
 
-def import_mediapipe() -> Any:
+# MediaPipe ships no type information: these Protocols are the parts posterlite uses.
+class MediaPipeImage(Protocol):
+    """`mediapipe.Image`: decoded pixels in MediaPipe's own container."""
+
+    @property
+    def channels(self) -> int:
+        """1, 3 or 4."""
+
+    def numpy_view(self) -> np.ndarray:
+        """The pixels, (H, W[, C]) uint8, read-only."""
+
+
+class MediaPipeCategory(Protocol):
+    """One scored label of a classification result."""
+
+    index: int
+    score: float
+    category_name: str | None
+
+
+class MediaPipeHead(Protocol):
+    """The categories of one output head."""
+
+    categories: list[MediaPipeCategory]
+
+
+class MediaPipeResult(Protocol):
+    """`ImageClassifierResult`: one entry per output head."""
+
+    classifications: list[MediaPipeHead]
+
+
+class _Dispatcher(Protocol):
+    def close(self) -> None: ...
+
+
+class MediaPipeClassifier(Protocol):
+    """`mediapipe.tasks.python.vision.ImageClassifier`."""
+
+    _handle: object  # MediaPipe's internals, reset only by `AppClassifier.close`
+    _dispatcher: _Dispatcher
+
+    def classify(self, image: MediaPipeImage) -> MediaPipeResult:
+        """Scores for one image; raises RuntimeError or ValueError when MediaPipe fails."""
+
+    def close(self) -> None:
+        """Release the task; raises RuntimeError after a failed run (see `close`)."""
+
+
+def import_mediapipe() -> ModuleType:
     """`mediapipe`, imported quietly and without TensorFlow.
 
     MediaPipe's Python package imports TensorFlow (when installed) only for its API-doc
     decorators (`tasks/python/core/optional_dependencies.py`, which falls back to a no-op
     when TensorFlow is absent, as on an app developer's machine); that import costs ~8 s
     here. When TensorFlow is not loaded yet, it is hidden during MediaPipe's import only.
+    Returns the module; raises AppRunError when MediaPipe is not installed.
     """
     if "mediapipe.tasks.python.vision" in sys.modules:
-        import mediapipe
-
-        return mediapipe
+        return sys.modules["mediapipe"]  # imported (and its vision tasks) already
     from posterlite import quiet
 
     hide = "tensorflow" not in sys.modules
@@ -68,7 +117,7 @@ def import_mediapipe() -> Any:
         sys.modules["tensorflow"] = None  # type: ignore[assignment]  # -> ModuleNotFoundError
     try:
         with quiet.captured_output():
-            import mediapipe
+            import mediapipe  # noqa: F401  (bound in sys.modules)
             from mediapipe.tasks.python import vision  # noqa: F401
     except ImportError as exc:
         raise AppRunError(
@@ -77,10 +126,10 @@ def import_mediapipe() -> Any:
     finally:
         if hide and sys.modules.get("tensorflow", 0) is None:
             del sys.modules["tensorflow"]
-    return mediapipe
+    return sys.modules["mediapipe"]
 
 
-def _rgb_image(mp: Any, pixels: np.ndarray) -> Any:
+def _rgb_image(mp: ModuleType, pixels: np.ndarray) -> MediaPipeImage:
     """A MediaPipe SRGB/SRGBA image from uint8 (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)."""
     pixels = np.asarray(pixels)
     if pixels.dtype != np.uint8:
@@ -92,7 +141,7 @@ def _rgb_image(mp: Any, pixels: np.ndarray) -> Any:
     if pixels.shape[2] == 1:
         pixels = np.repeat(pixels, 3, axis=2)
     fmt = mp.ImageFormat.SRGB if pixels.shape[2] == 3 else mp.ImageFormat.SRGBA
-    return mp.Image(image_format=fmt, data=np.ascontiguousarray(pixels))
+    return cast(MediaPipeImage, mp.Image(image_format=fmt, data=np.ascontiguousarray(pixels)))
 
 
 @dataclass
@@ -106,8 +155,8 @@ class AppClassifier:
     labels: tuple[str, ...]
     max_results: int = MAX_RESULTS_ALL
     score_threshold: float = NO_SCORE_CUT
-    _classifier: Any = field(default=None, repr=False)
-    _mp: Any = field(default=None, repr=False)
+    _classifier: MediaPipeClassifier | None = field(default=None, repr=False)
+    _mp: ModuleType | None = field(default=None, repr=False)
 
     @classmethod
     def open(
@@ -118,7 +167,9 @@ class AppClassifier:
         score_threshold: float = NO_SCORE_CUT,
     ) -> AppClassifier:
         """Load `path` in MediaPipe. `labels`: expected label order (default: the model's
-        metadata, read by posterlite); a category MediaPipe names differently is an error."""
+        metadata, read by posterlite); a category MediaPipe names differently is an error.
+        Returns the open classifier; raises AppRunError when MediaPipe is missing or refuses
+        the model, PosterliteError (from `read_metadata`) for a file without metadata."""
         from posterlite.metadata import read_metadata
 
         path = Path(path)
@@ -141,7 +192,9 @@ class AppClassifier:
             from posterlite import quiet
 
             with quiet.captured_output():
-                self._classifier = vision.ImageClassifier.create_from_options(options)
+                self._classifier = cast(
+                    MediaPipeClassifier, vision.ImageClassifier.create_from_options(options)
+                )
         except (RuntimeError, ValueError, OSError) as exc:
             raise AppRunError(
                 f"{self.path}: MediaPipe cannot load it ({_first_line(exc)})"
@@ -168,22 +221,32 @@ class AppClassifier:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def load_file(self, path: str | Path) -> Any:
-        """The file decoded by MediaPipe itself (an app: its platform decoder's bitmap)."""
+    def load_file(self, path: str | Path) -> MediaPipeImage:
+        """The file decoded by MediaPipe itself (an app: its platform decoder's bitmap).
+        Returns it as RGB(A); raises AppRunError when MediaPipe cannot decode it."""
         try:
-            image = self._mp.Image.create_from_file(str(path))
+            image = cast(MediaPipeImage, self._module().Image.create_from_file(str(path)))
         except (RuntimeError, ValueError, OSError) as exc:
             raise AppRunError(f"{path}: MediaPipe cannot decode it ({_first_line(exc)})") from exc
         if image.channels in (3, 4):
             return image
-        return _rgb_image(self._mp, image.numpy_view())
+        return _rgb_image(self._module(), image.numpy_view())
 
-    def to_image(self, pixels: np.ndarray) -> Any:
-        """A MediaPipe image of decoded uint8 pixels (H, W[, 1|3|4]), as an app builds one."""
-        return _rgb_image(self._mp, pixels)
+    def _module(self) -> ModuleType:
+        if self._mp is None:
+            raise AppRunError("AppClassifier is not open: use AppClassifier.open()")
+        return self._mp
 
-    def classify_image(self, image: Any) -> np.ndarray:
-        """Scores (G,) float32 in label order for a MediaPipe image; missing categories 0."""
+    def to_image(self, pixels: np.ndarray) -> MediaPipeImage:
+        """A MediaPipe image of decoded uint8 pixels (H, W[, 1|3|4]), as an app builds one.
+        Raises AppRunError for another dtype or shape."""
+        return _rgb_image(self._module(), pixels)
+
+    def classify_image(self, image: MediaPipeImage) -> np.ndarray:
+        """Scores (G,) float32 in label order for a MediaPipe image; missing categories 0.
+        Raises AppRunError when MediaPipe fails or names a category differently."""
+        if self._classifier is None:
+            raise AppRunError(f"{self.path}: the classifier is closed")
         failure = ""
         try:
             result = self._classifier.classify(image)
@@ -250,7 +313,7 @@ def build_pixel_probe(
     schema = tflite_schema()
     tensor_type = schema.TensorType.FLOAT32 if dtype == "float32" else schema.TensorType.UINT8
 
-    def tensor(name: str, shape: list[int], kind: int, buffer: int) -> Any:
+    def tensor(name: str, shape: list[int], kind: int, buffer: int) -> object:
         made = schema.TensorT()
         made.name, made.shape, made.type, made.buffer = name, shape, kind, buffer
         if kind == schema.TensorType.UINT8:
@@ -294,8 +357,9 @@ def build_pixel_probe(
     return embed_metadata(pack_model(model), spec)
 
 
-def probe_pixels(probe: AppClassifier, image: Any, size: int) -> np.ndarray:
-    """The (size, size, 3) uint8 pixels MediaPipe fed the probe for a MediaPipe image."""
+def probe_pixels(probe: AppClassifier, image: MediaPipeImage, size: int) -> np.ndarray:
+    """The (size, size, 3) uint8 pixels MediaPipe fed the probe for a MediaPipe image.
+    Raises AppRunError when the probe's scores are not uint8 pixels."""
     values = probe.classify_image(image)
     if values.shape != (size * size * 3,):
         raise AppRunError(f"probe returned {values.shape} values, expected {size * size * 3}")

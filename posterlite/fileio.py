@@ -13,7 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TypeAlias, cast
 
 import numpy as np
 
@@ -99,8 +99,15 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def jsonable(value: Any) -> Any:
-    """Strict-JSON form: NaN/inf -> None, numpy scalars -> Python, Paths -> str, tuples -> lists."""
+# A value json.dumps writes as it is (recursive: lists and string-keyed objects of these).
+JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
+
+
+def jsonable(value: object) -> JSONValue:
+    """Strict-JSON form: NaN/inf -> None, numpy scalars -> Python, Paths -> str, tuples -> lists.
+
+    Returns the converted value; raises nothing (a value of another type is returned as it
+    is, and `json.dumps` refuses it)."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -111,10 +118,10 @@ def jsonable(value: Any) -> Any:
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
         return None
-    return value
+    return cast(JSONValue, value)  # str, int, bool, None (or what json.dumps refuses)
 
 
-def json_text(value: Any, indent: int | None = 2, sort_keys: bool = False) -> str:
+def json_text(value: object, indent: int | None = 2, sort_keys: bool = False) -> str:
     """`value` as strict JSON text (plus a newline): the one way posterlite writes JSON.
 
     Non-finite floats become null first (`jsonable`) and `allow_nan=False` refuses any that

@@ -9,12 +9,52 @@ has to import the other for it. The file format itself (the TFL3 identifier) is
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Protocol, TypedDict, cast
+
+import numpy as np
 
 from posterlite.errors import PosterliteError
 from posterlite.quiet import captured_output
 from posterlite.tflite_file import MIN_MODEL_BYTES, check_tflite_bytes
+
+
+class TensorDetail(TypedDict):
+    """One entry of LiteRT's `get_input_details()` / `get_output_details()` (the keys
+    posterlite reads; LiteRT ships no type information)."""
+
+    name: str
+    index: int
+    shape: np.ndarray
+    shape_signature: np.ndarray  # -1 where a dimension is dynamic
+    dtype: type[np.generic]
+    quantization: tuple[float, int]
+
+
+class LiteInterpreter(Protocol):
+    """The part of LiteRT's (or tflite_runtime's) `Interpreter` posterlite calls."""
+
+    def allocate_tensors(self) -> None:
+        """Allocate (or re-allocate after a resize) every tensor."""
+
+    def get_input_details(self) -> list[TensorDetail]:
+        """One detail per input tensor."""
+
+    def get_output_details(self) -> list[TensorDetail]:
+        """One detail per output tensor."""
+
+    def resize_tensor_input(self, input_index: int, tensor_size: Sequence[int]) -> None:
+        """Change an input's shape (call `allocate_tensors` after)."""
+
+    def set_tensor(self, tensor_index: int, value: np.ndarray) -> None:
+        """Copy `value` into a tensor."""
+
+    def invoke(self) -> None:
+        """Run the model once."""
+
+    def get_tensor(self, tensor_index: int) -> np.ndarray:
+        """A copy of a tensor's value."""
 
 
 def interpreter_class() -> type:
@@ -80,13 +120,13 @@ def _reason(exc: BaseException) -> str:
     return reason
 
 
-def load_interpreter(path: Path, threads: int = 1) -> Any:
+def load_interpreter(path: Path, threads: int = 1) -> LiteInterpreter:
     """An allocated LiteRT interpreter for `path` (XNNPACK is applied as default delegate).
 
     LiteRT verifies the whole flatbuffer here, so a truncated or corrupt file fails with
     one line (PosterliteError, as for threads < 1). Its one-time `INFO: Created ... XNNPACK
-    delegate` print is captured. Untyped: LiteRT ships no type information.
-    Returns the interpreter.
+    delegate` print is captured. LiteRT ships no type information: `LiteInterpreter` is
+    what posterlite calls on it. Returns the interpreter.
     """
     path = check_model_file(path)
     if threads < 1:
@@ -98,11 +138,11 @@ def load_interpreter(path: Path, threads: int = 1) -> Any:
             interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         raise PosterliteError(f"{path}: not a usable TFLite model ({_reason(exc)})") from exc
-    return interpreter
+    return cast(LiteInterpreter, interpreter)
 
 
-def interpreter_from_bytes(model_bytes: bytes) -> Any:
+def interpreter_from_bytes(model_bytes: bytes) -> LiteInterpreter:
     """An (unallocated) interpreter over in-memory model bytes, its log print captured.
     Raises ValueError (LiteRT's) for bytes that are not a model."""
     with captured_output():
-        return interpreter_class()(model_content=model_bytes)
+        return cast(LiteInterpreter, interpreter_class()(model_content=model_bytes))

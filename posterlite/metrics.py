@@ -59,12 +59,14 @@ class MultiLabelReport:
         return asdict(self)
 
 
-def as_thresholds(thresholds: float | Sequence[float], n_genres: int) -> np.ndarray:
+def as_thresholds(thresholds: float | Sequence[float] | np.ndarray, n_genres: int) -> np.ndarray:
     values = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (n_genres,))
     return values.copy()
 
 
-def binarize(probabilities: np.ndarray, thresholds: float | Sequence[float]) -> np.ndarray:
+def binarize(
+    probabilities: np.ndarray, thresholds: float | Sequence[float] | np.ndarray
+) -> np.ndarray:
     cut = as_thresholds(thresholds, probabilities.shape[1])
     return (probabilities >= cut[None, :]).astype(np.int64)
 
@@ -73,7 +75,7 @@ def evaluate(
     y_true: np.ndarray,
     probabilities: np.ndarray,
     genres: Sequence[str],
-    thresholds: float | Sequence[float] = DEFAULT_THRESHOLD,
+    thresholds: float | Sequence[float] | np.ndarray = DEFAULT_THRESHOLD,
 ) -> MultiLabelReport:
     """Every figure of the report for multi-hot `y_true` and sigmoid `probabilities`."""
     from sklearn.metrics import (

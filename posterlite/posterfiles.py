@@ -33,7 +33,7 @@ def looks_like_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 
-def _entries(directory: Path) -> list[os.DirEntry]:
+def _entries(directory: Path) -> list[os.DirEntry[str]]:
     """A folder's entries sorted by name; an unreadable or vanished folder has none."""
     try:
         with os.scandir(directory) as scan:
@@ -42,7 +42,7 @@ def _entries(directory: Path) -> list[os.DirEntry]:
         return []
 
 
-def _folder_key(entry: os.DirEntry) -> tuple[int, int] | None:
+def _folder_key(entry: os.DirEntry[str]) -> tuple[int, int] | None:
     """(st_dev, st_ino) of a real folder (not a symlink to one); None for anything else."""
     try:
         if not entry.is_dir(follow_symlinks=False):
@@ -53,7 +53,7 @@ def _folder_key(entry: os.DirEntry) -> tuple[int, int] | None:
     return info.st_dev, info.st_ino
 
 
-def _is_folder_link(entry: os.DirEntry) -> bool:
+def _is_folder_link(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_symlink() and entry.is_dir()
     except OSError:

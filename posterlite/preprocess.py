@@ -294,7 +294,8 @@ def resize_pixels(pixels: np.ndarray, size: int) -> np.ndarray:
     shift = 2 * _COORD_BITS
     total += 1 << (shift - 1)
     total >>= shift
-    return total.astype(np.uint8).reshape(size, size, channels)
+    resized: np.ndarray = total.astype(np.uint8).reshape(size, size, channels)
+    return resized
 
 
 def decode_rgb(source: str | Path | bytes) -> np.ndarray:
@@ -331,7 +332,8 @@ def pixels_to_input(pixels: np.ndarray, dtype: InputDType = "float32") -> np.nda
     low = np.float32(0.0 - NORM_MEAN) / np.float32(NORM_STD)
     high = np.float32(255.0 - NORM_MEAN) / np.float32(NORM_STD)
     scale = (high - low) / np.float32(255.0)
-    return pixels.astype(np.float32) * scale + low
+    normalized: np.ndarray = pixels.astype(np.float32) * scale + low
+    return normalized
 
 
 def preprocess_poster(source: str | Path | bytes, spec: InputSpec = InputSpec()) -> np.ndarray:

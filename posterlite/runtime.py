@@ -24,14 +24,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias, cast
 
 import numpy as np
 
 from posterlite.errors import PosterliteError
 from posterlite.fileio import json_text
 from posterlite.genres import DEFAULT_THRESHOLD
-from posterlite.interpreter import load_interpreter
+from posterlite.interpreter import LiteInterpreter, TensorDetail, load_interpreter
 from posterlite.metadata import read_metadata
 from posterlite.posterfiles import IMAGE_SUFFIXES, expand_posters  # noqa: F401 (predict's names)
 from posterlite.preprocess import (
@@ -43,6 +43,9 @@ from posterlite.preprocess import (
     pixels_to_input,
 )
 from posterlite.safetext import csv_text, display
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 
 def default_workers() -> int:
@@ -96,7 +99,7 @@ class Prediction:
         return self.confidences()
 
 
-def _quant(detail: dict) -> tuple[float, int]:
+def _quant(detail: TensorDetail) -> tuple[float, int]:
     scale, zero_point = detail.get("quantization", (0.0, 0))
     return float(scale), int(zero_point)
 
@@ -106,7 +109,7 @@ class PosterModel:
     """A loaded `.tflite` genre model plus what its metadata says about inputs and labels."""
 
     path: Path
-    interpreter: Any
+    interpreter: LiteInterpreter
     genres: tuple[str, ...]
     thresholds: np.ndarray  # tuned per genre (metadata); default_threshold where unknown
     input_size: int
@@ -208,7 +211,8 @@ class PosterModel:
         # (1/127.5 stored as 0.0078431377 sends pixels >= 128 one step down).
         real = np.round(values.astype(np.float64) / scale + zero_point, 4)
         quantized = np.sign(real) * np.floor(np.abs(real) + 0.5)
-        return np.clip(quantized, limits.min, limits.max).astype(self.input_dtype)
+        table: np.ndarray = np.clip(quantized, limits.min, limits.max).astype(self.input_dtype)
+        return table
 
     def prepare(self, pixels: np.ndarray) -> np.ndarray:
         """uint8 pixels (N, S, S, 3) or (S, S, 3) from `load_poster` -> input tensor (N, S, S, 3)."""
@@ -292,12 +296,15 @@ class PosterModel:
     def cut(self, threshold: float | Sequence[float] | str | None = None) -> np.ndarray:
         """Per-genre thresholds: `None` -> the default (0.5), "tuned" -> the metadata's."""
         if threshold is None:
-            return np.full(len(self.genres), self.default_threshold)
-        if isinstance(threshold, str):
+            cut: np.ndarray = np.full(len(self.genres), self.default_threshold)
+        elif isinstance(threshold, str):
             if threshold != "tuned":
                 raise ValueError(f"unknown threshold {threshold!r}")
-            return self.thresholds.copy()
-        return np.broadcast_to(np.asarray(threshold, dtype=np.float64), (len(self.genres),)).copy()
+            cut = self.thresholds.copy()
+        else:
+            values = np.asarray(threshold, dtype=np.float64)
+            cut = np.broadcast_to(values, (len(self.genres),)).copy()
+        return cut
 
     def decide(
         self, probabilities: np.ndarray, threshold: float | Sequence[float] | str | None = None
@@ -311,9 +318,10 @@ class PosterModel:
         # Decode and prepare both run in the pool, so the invoking thread does nothing but
         # invoke; `_quick_gil_handoff` keeps numpy's GIL-holding prepare from stalling it.
         try:
-            return self.prepare(load_poster(path, self.input_size))[0]
+            tensor: np.ndarray = self.prepare(load_poster(path, self.input_size))[0]
         except PosterDecodeError as exc:
             return exc
+        return tensor
 
     def _decoded(
         self, paths: Iterable[str | Path], workers: int
@@ -326,7 +334,7 @@ class PosterModel:
             return
         ahead = 2 * workers + self.batch_size
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decode") as pool:
-            pending: deque[tuple[str, Future]] = deque()
+            pending: deque[tuple[str, Future[np.ndarray | PosterDecodeError]]] = deque()
             for path in items:
                 pending.append((path, pool.submit(self._load, path)))
                 if len(pending) >= ahead:
@@ -390,10 +398,16 @@ class PosterModel:
         0.5), a float, one float per genre, or "tuned" (the metadata's per-genre values).
         A poster that cannot be decoded gives a Prediction with `error` set.
         """
+        items: list[ImageInput]
+        if isinstance(images, list | tuple):
+            items = list(images)
+        elif isinstance(images, np.ndarray) and images.ndim == 4:
+            items = list(images)
+        else:
+            items = [cast("ImageInput", images)]  # any other Sequence (a str) is one poster
         single = not isinstance(images, list | tuple) and not (
             isinstance(images, np.ndarray) and images.ndim == 4
         )
-        items = [images] if single else list(images)
         predictions = []
         for index, item in enumerate(items):
             name = str(item) if isinstance(item, str | Path) else f"<{type(item).__name__} {index}>"
@@ -449,10 +463,11 @@ class PosterModel:
         return list(self.iter_predictions(paths, workers=workers, threshold=threshold))
 
 
-ImageInput = Any  # str | Path | bytes | PIL.Image.Image | np.ndarray (PIL is optional)
+# A poster the Python API takes. A string alias: Pillow is optional at run time.
+ImageInput: TypeAlias = "str | Path | bytes | PILImage | np.ndarray"
 
 
-def _encoded(image: Any) -> bytes:
+def _encoded(image: PILImage) -> bytes:
     """A PIL image as lossless bytes (EXIF kept), so it takes the one preprocessing path.
 
     Re-encoding costs a few ms per poster but keeps a single decode -> orientation -> RGB

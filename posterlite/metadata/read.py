@@ -12,13 +12,12 @@ from __future__ import annotations
 import mmap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from posterlite.errors import PosterliteError
 from posterlite.genres import DEFAULT_THRESHOLD, default_scheme
-from posterlite.interpreter import check_model_file, first_line, load_interpreter
+from posterlite.interpreter import TensorDetail, check_model_file, first_line, load_interpreter
 from posterlite.metadata.limits import (
     LABELS_FILE,
     MAX_METADATA_BYTES,
@@ -65,7 +64,7 @@ def metadata_buffer(model_bytes: bytes | mmap.mmap) -> bytes | None:
 def _tensor_infos(path: Path) -> tuple[TensorInfo | None, TensorInfo | None]:
     interpreter = load_interpreter(path)
 
-    def info(detail: dict[str, Any]) -> TensorInfo:  # LiteRT's untyped tensor details
+    def info(detail: TensorDetail) -> TensorInfo:
         scale, zero = detail.get("quantization", (0.0, 0))
         return TensorInfo(
             name=str(detail["name"]),

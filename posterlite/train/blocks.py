@@ -7,8 +7,7 @@ end-to-end fine-tune (`finetune`) builds on the head stage. Living apart from bo
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,22 +22,26 @@ from posterlite.train.dataset import (
 )
 from posterlite.train.models import compile_for_training, fine_tune_cut, fit, top_blocks
 
+if TYPE_CHECKING:
+    import keras
+
 
 def fine_tune_blocks(
     ws: Workspace,
     data: Dataset,
-    backbone: Any,
-    head: Any,
+    backbone: keras.Model,
+    head: keras.Model,
     config: TrainConfig,
-    history: dict,
-) -> tuple[dict, np.ndarray, dict]:
+    history: dict[str, list[float]],
+) -> tuple[dict[str, list[float]], np.ndarray, dict[str, object]]:
     """Train the top N blocks + the trained head on cached activations at the cut.
 
     The layers below the cut stay frozen, so their output is computed once per poster and
     cached (float16, memmapped); each epoch then only runs the top blocks. Batch norm stays
     frozen (inference mode, moving statistics). The blocks are the backbone's own layers,
     so the full model (image -> backbone -> head) carries the tuned weights.
-    Returns (history, validation probabilities of the cached path, extra).
+    Returns (history, validation probabilities of the cached path, extra); raises
+    PosterliteError when the cut leaves no block to train.
     """
     import keras
 
@@ -46,7 +49,7 @@ def fine_tune_blocks(
     cut = fine_tune_cut(backbone, config.fine_tune)
     unfrozen = {id(layer) for layer in top_blocks(backbone, config.fine_tune)}
     extractor = keras.Model(backbone.input, backbone.get_layer(cut).output, name="below_cut")
-    acts = {}
+    acts: dict[str, np.memmap] = {}
     computed = 0
     for name, split in (("train", data.train), ("val", data.val)):
         path = activation_store_path(ws.cache, config.arch, config.size, weights, cut, split.keys)
@@ -89,7 +92,7 @@ def fine_tune_blocks(
     val_p = trainer.predict(
         activation_batches(acts["val"], data.val.labels, 128, False, 0), verbose=0
     )
-    extra = {
+    extra: dict[str, object] = {
         "fine_tuned_blocks": config.fine_tune,
         "fine_tune": {
             "cut_layer": cut,
@@ -98,7 +101,8 @@ def fine_tune_blocks(
             "activation_shape": list(acts["train"].shape[1:]),
             "activation_dtype": "float16",
             "activations_computed": computed,
-            "activation_stores": [str(Path(a.filename)) for a in acts.values()],
+            # np.memmap keeps the absolute path it was opened with
+            "activation_stores": [str(a.filename) for a in acts.values()],
             "flip_augmentation": flipped is not None,
             "bn": "frozen (inference mode, moving statistics)",
             "head": "initialised from the head trained on pooled features",

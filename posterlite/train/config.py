@@ -10,7 +10,6 @@ import os
 import resource
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from posterlite.archs import ARCH_NAMES, SMOTE_SUFFIX, arch_spec
 from posterlite.card import CARD_NAME, MODEL_NAME
@@ -230,17 +229,23 @@ class TrainConfig:
     def key(self) -> str:
         """Content key of the configuration (grid resume: a changed config is redone)."""
         fields = asdict(self)
-        for name, default in (
+        defaults: tuple[tuple[str, object], ...] = (
             ("fine_tune_learning_rate", None),
             ("fine_tune_flip", False),
             ("end_to_end", None),
             ("init", None),
-        ):
+        )
+        for name, default in defaults:
             if fields[name] == default:
                 del fields[name]  # keys of runs from before these fields stay valid
         e2e = fields.get("end_to_end")
         if e2e is not None:
-            for name, default in (("ema", 0.0), ("teachers", ()), ("distill", 0.0)):
+            e2e_defaults: tuple[tuple[str, object], ...] = (
+                ("ema", 0.0),
+                ("teachers", ()),
+                ("distill", 0.0),
+            )
+            for name, default in e2e_defaults:
                 if e2e.get(name) == default:
                     del e2e[name]
         return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
@@ -279,7 +284,7 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def write_json(path: Path, payload: Any) -> None:
+def write_json(path: Path, payload: object) -> None:
     """Write `payload` (numpy values made plain) as sorted, indented JSON atomically;
     raises OSError if `path` cannot be written."""
     atomic_write_text(path, json.dumps(jsonable(payload), indent=2, sort_keys=True) + "\n")

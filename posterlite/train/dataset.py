@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -28,6 +28,18 @@ from posterlite.preprocess import (
     pixels_to_input,
 )
 from posterlite.train.config import FEATURE_BATCH, cache_root
+
+if TYPE_CHECKING:  # imported lazily at run time (seconds): named here for the annotations
+    import keras
+    import tensorflow as tf
+    from numpy.typing import ArrayLike
+
+
+class FeatureCall(Protocol):
+    """A feature extractor that is not a Keras model (tests): float32 images -> rows."""
+
+    def __call__(self, inputs: np.ndarray, training: bool = False) -> ArrayLike:
+        """(N, S, S, 3) float32 images in [-1, 1] -> (N, D) features."""
 
 
 @dataclass
@@ -178,7 +190,7 @@ def decoded_pixels(split: Split, size: int, cache: Path, progress: str | None = 
     path = cache / "decoded" / f"{size}px-{len(split.keys)}-{key.hexdigest()[:20]}.npy"
     if path.is_file():
         try:
-            rows = np.load(path, mmap_mode="r")
+            rows: np.memmap = np.load(path, mmap_mode="r")
             if rows.shape == (len(split.keys), size, size, 3):
                 return rows
         except (OSError, ValueError):
@@ -197,11 +209,13 @@ def decoded_pixels(split: Split, size: int, cache: Path, progress: str | None = 
                 )
         out.flush()
         del out
-    return np.load(path, mmap_mode="r")
+    decoded: np.memmap = np.load(path, mmap_mode="r")
+    return decoded
 
 
-def weights_sha256(model: Any) -> str:
-    """sha256 over a model's weight arrays (covers weight files and random inits alike)."""
+def weights_sha256(model: keras.Model) -> str:
+    """sha256 over a model's weight arrays (covers weight files and random inits alike).
+    Returns the hex digest."""
     digest = hashlib.sha256()
     for weight in model.weights:
         array = np.ascontiguousarray(weight.numpy())
@@ -217,12 +231,13 @@ def feature_store_path(cache: Path, arch: str, size: int, weights_sha: str) -> P
 
 def cached_features(
     split: Split,
-    extractor: Any,
+    extractor: keras.Model | FeatureCall,
     store_path: Path,
     size: int,
     progress: str | None = None,
 ) -> tuple[np.ndarray, ArrayStore]:
-    """Frozen-extractor features per poster, computed once per (image bytes, weights)."""
+    """Frozen-extractor features per poster, computed once per (image bytes, weights).
+    Returns (float32 (N, D) features in `split` order, the store with its hit counts)."""
     store = ArrayStore(store_path)
 
     def compute(paths: list[str]) -> np.ndarray:
@@ -236,8 +251,11 @@ def cached_features(
     return store.get(split.keys, split.paths, compute, FEATURE_BATCH, progress), store
 
 
-def image_dataset(pixels: np.ndarray, labels: np.ndarray, batch: int, train: bool, seed: int):
-    """tf.data over the cached uint8 posters; float [-1, 1] is made per batch (RAM-lean)."""
+def image_dataset(
+    pixels: np.ndarray, labels: np.ndarray, batch: int, train: bool, seed: int
+) -> tf.data.Dataset:
+    """tf.data over the cached uint8 posters; float [-1, 1] is made per batch (RAM-lean).
+    Returns batches of (images, labels), shuffled and mirrored at random when `train`."""
     import tensorflow as tf
 
     data = tf.data.Dataset.from_tensor_slices((pixels, labels))
@@ -245,7 +263,7 @@ def image_dataset(pixels: np.ndarray, labels: np.ndarray, batch: int, train: boo
         data = data.shuffle(len(pixels), seed=seed, reshuffle_each_iteration=True)
     data = data.batch(batch)
 
-    def prepare(x: Any, y: Any) -> tuple[Any, Any]:
+    def prepare(x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x = tf.cast(x, tf.float32) / 127.5 - 1.0
         if train:
             # Posters are not mirror-symmetric, but genre cues (colour, layout) mostly are.
@@ -260,10 +278,14 @@ class Workspace:
     """Caches shared by the runs of one process (features stay in RAM across a grid)."""
 
     cache: Path = field(default_factory=cache_root)
-    features: dict[str, tuple[np.ndarray, np.ndarray, dict]] = field(default_factory=dict)
+    features: dict[str, tuple[np.ndarray, np.ndarray, dict[str, object]]] = field(
+        default_factory=dict
+    )
     datasets: dict[str, Dataset] = field(default_factory=dict)
 
     def dataset(self, manifest: Path) -> Dataset:
+        """The data set of `manifest`, loaded once per process; raises PosterliteError
+        for a manifest `load_dataset` refuses."""
         key = str(Path(manifest).resolve())
         if key not in self.datasets:
             self.datasets[key] = load_dataset(manifest)
@@ -293,12 +315,12 @@ def activation_store_path(
 
 def cached_activations(
     split: Split,
-    extractor: Any,
+    extractor: keras.Model,
     path: Path,
     size: int,
     progress: str | None = None,
     flipped: bool = False,
-) -> tuple[np.ndarray, bool]:
+) -> tuple[np.memmap, bool]:
     """float16 activations at the cut, one row per poster, as a read-only memmap.
 
     Computed once in batches straight into a memmap (RAM stays one batch), then renamed
@@ -336,15 +358,16 @@ def activation_batches(
     shuffle: bool,
     seed: int,
     flipped: np.ndarray | None = None,
-) -> Any:
+) -> keras.utils.PyDataset:
     """A Keras PyDataset over memmapped float16 rows: float32 batches, reshuffled per epoch.
 
     With `flipped` (the mirrored posters' rows), each poster is drawn mirrored or not at
     random (p = 0.5) in each epoch: flip augmentation at the cost of one epoch.
+    Returns the PyDataset ((x, labels) batches).
     """
     import keras
 
-    class Batches(keras.utils.PyDataset):
+    class Batches(keras.utils.PyDataset):  # type: ignore[misc]  # Keras is untyped
         def __init__(self) -> None:
             super().__init__()
             self.rng = np.random.default_rng(seed)
@@ -373,14 +396,14 @@ def activation_batches(
 EVAL_BATCH = 64
 
 
-def predict_pixels(model: Any, pixels: np.ndarray, size: int | None = None) -> np.ndarray:
+def predict_pixels(model: keras.Model, pixels: np.ndarray, size: int | None = None) -> np.ndarray:
     """Probabilities for uint8 posters (memmap ok); resized (bilinear, no antialias) if the
-    model runs at another size than the cache."""
+    model runs at another size than the cache. Returns (N, G) float64."""
     import tensorflow as tf
 
     cache = pixels.shape[1:]
 
-    def load(i: Any) -> Any:
+    def load(i: tf.Tensor) -> tf.Tensor:
         row = tf.numpy_function(lambda j: np.asarray(pixels[int(j)]), [i], tf.uint8)
         x = tf.cast(tf.ensure_shape(row, cache), tf.float32)
         if size is not None and size != cache[0]:

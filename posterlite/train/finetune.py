@@ -25,17 +25,17 @@ import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypedDict, cast
 
 import numpy as np
 
 from posterlite.archs import backbone_spec
 from posterlite.card import MODEL_NAME
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_path, atomic_write_text, sha256_file
+from posterlite.fileio import JSONValue, atomic_path, atomic_write_text, sha256_file
 from posterlite.train.config import (
     CONFUSION_PNG,
     REPORT_JSON,
@@ -63,11 +63,38 @@ CHECKPOINT_DIR = "finetune"  # inside the run's out dir: state.json + weights pe
 STATE_NAME = "state.json"
 LAST_WEIGHTS = "last.weights.h5"
 BEST_WEIGHTS = "best.weights.h5"
+if TYPE_CHECKING:  # imported lazily at run time (seconds): named here for the annotations
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+
+class EpochHistory(TypedDict):
+    """One value per finished epoch of `fine_tune_all` (state.json's "history")."""
+
+    loss: list[float]
+    val_map: list[float]
+    size: list[int]
+    seconds: list[float]
+
+
+class FineTuneState(TypedDict, total=False):
+    """`finetune/state.json`: what an interrupted `fine_tune_all` resumes from."""
+
+    config_key: str  # `TrainConfig.key()`: a changed config starts over
+    epochs_done: int
+    best_epoch: int  # 0: the starting point (the trained head)
+    best_val_map: float
+    start_val_map: float
+    stopped: bool  # early-stopped
+    history: EpochHistory
+
+
 OPTIMIZER_STATE = "optimizer.npz"
 BEST_VAL = "best_val_probabilities.npy"
 
 
-def augment(image: Any, seed: Any, size: int, e2e: EndToEndConfig) -> Any:
+def augment(image: tf.Tensor, seed: tf.Tensor, size: int, e2e: EndToEndConfig) -> tf.Tensor:
     """One poster (uint8 HxWx3 tensor) -> augmented float32 (size, size, 3) in [-1, 1].
 
     Stateless random ops keyed by `seed` (int64 [2]): the same seed gives the same poster
@@ -104,13 +131,14 @@ def augment(image: Any, seed: Any, size: int, e2e: EndToEndConfig) -> Any:
     return tf.clip_by_value(x, 0.0, 1.0) * 2.0 - 1.0
 
 
-def powerset_pool(labels: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
+def powerset_pool(labels: np.ndarray, seed: int) -> tuple[np.ndarray, dict[str, int]]:
     """Training indices resampled by label powerset (imbalanced-learn RandomOverSampler).
 
     Same policy as the head stage's SMOTE (`posterlite.smote.plan_smote`): label sets with
     enough posters are raised towards half the largest set's count, rare ones left alone,
     synthetic draws <= 0.5 x the train set. Pixels are never synthesised: oversampled
     posters are repeats, which augmentation makes differ. Epochs draw from this pool.
+    Returns (pool of train indices, {"oversampled_label_sets", "pool"} counts).
     """
     from imblearn.over_sampling import RandomOverSampler
 
@@ -146,14 +174,15 @@ def train_batches(
     seed: int,
     epoch: int,
     e2e: EndToEndConfig,
-) -> Any:
-    """tf.data for one epoch: rows read from the uint8 memmap, augmented in parallel."""
+) -> tf.data.Dataset:
+    """tf.data for one epoch: rows read from the uint8 memmap, augmented in parallel.
+    Returns batches of (images, targets)."""
     import tensorflow as tf
 
     cache = pixels.shape[1:]
     positions = np.arange(len(order), dtype=np.int64)
 
-    def load(i: Any) -> Any:
+    def load(i: tf.Tensor) -> tf.Tensor:
         row = tf.numpy_function(lambda j: np.asarray(pixels[int(j)]), [i], tf.uint8)
         return tf.ensure_shape(row, cache)
 
@@ -171,26 +200,30 @@ def train_batches(
     return data.batch(batch).prefetch(2)
 
 
-def warmup_cosine(peak: float, warmup_steps: int, total_steps: int) -> Any:
-    """Linear warm-up to `peak`, then cosine decay to 0 at `total_steps` (per optimizer step)."""
+def warmup_cosine(
+    peak: float, warmup_steps: int, total_steps: int
+) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up to `peak`, then cosine decay to 0 at `total_steps` (per optimizer step).
+    Returns the schedule."""
     import keras
     from keras import ops
 
-    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-        def __call__(self, step: Any) -> Any:
+    class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):  # type: ignore[misc]
+        def __call__(self, step: tf.Tensor) -> tf.Tensor:
             step = ops.cast(step, "float32")
             warm = ops.minimum(1.0, (step + 1.0) / float(max(warmup_steps, 1)))
             progress = ops.clip(step / float(max(total_steps, 1)), 0.0, 1.0)
             return peak * warm * 0.5 * (1.0 + ops.cos(np.pi * progress))
 
-        def get_config(self) -> dict:
+        def get_config(self) -> dict[str, float]:
             return {"peak": peak, "warmup_steps": warmup_steps, "total_steps": total_steps}
 
     return WarmupCosine()
 
 
-def split_full_model(model: Any) -> tuple[Any, Any]:
-    """(backbone, head) of a full model built by `assemble` (or loaded from model.keras)."""
+def split_full_model(model: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(backbone, head) of a full model built by `assemble` (or loaded from model.keras).
+    Raises PosterliteError when `model` does not nest exactly two models."""
     import keras
 
     nested = [layer for layer in model.layers if isinstance(layer, keras.Model)]
@@ -199,7 +232,11 @@ def split_full_model(model: Any) -> tuple[Any, Any]:
     return nested[0], nested[1]
 
 
-def _run_epoch(step: Any, batches: Any, bar: Any) -> float:
+def _run_epoch(
+    step: Callable[[tf.Tensor, tf.Tensor], tf.Tensor],
+    batches: Iterable[tuple[tf.Tensor, tf.Tensor]],
+    bar: tqdm[None],
+) -> float:
     """One pass; returns the mean training loss. (A seam for the interruption test.)"""
     total, count = 0.0, 0
     for x, y in batches:
@@ -211,7 +248,9 @@ def _run_epoch(step: Any, batches: Any, bar: Any) -> float:
 
 
 def _swap_in_averages(
-    optimizers: Sequence[Any], backbone_vars: Sequence[Any], head_vars: Sequence[Any]
+    optimizers: Sequence[keras.optimizers.Optimizer],
+    backbone_vars: Sequence[keras.Variable],
+    head_vars: Sequence[keras.Variable],
 ) -> list[np.ndarray]:
     """Write the optimizers' moving averages into the weights; return the live weights."""
     live = [np.asarray(v) for v in list(backbone_vars) + list(head_vars)]
@@ -220,7 +259,7 @@ def _swap_in_averages(
     return live
 
 
-def _save_optimizers(path: Path, optimizers: Sequence[Any]) -> None:
+def _save_optimizers(path: Path, optimizers: Sequence[keras.optimizers.Optimizer]) -> None:
     arrays = {
         f"o{i}_{j}": np.asarray(v)
         for i, o in enumerate(optimizers)
@@ -228,10 +267,10 @@ def _save_optimizers(path: Path, optimizers: Sequence[Any]) -> None:
     }
     with atomic_path(path) as tmp:
         with tmp.open("wb") as handle:
-            np.savez(handle, **arrays)
+            np.savez(handle, **arrays)  # type: ignore[arg-type]  # stub: key may be allow_pickle
 
 
-def _load_optimizers(path: Path, optimizers: Sequence[Any]) -> None:
+def _load_optimizers(path: Path, optimizers: Sequence[keras.optimizers.Optimizer]) -> None:
     with np.load(path) as saved:
         for i, optimizer in enumerate(optimizers):
             for j, variable in enumerate(optimizer.variables):
@@ -244,7 +283,7 @@ def _save_array(path: Path, array: np.ndarray) -> None:
             np.save(handle, array)
 
 
-def _save_weights(model: Any, path: Path) -> None:
+def _save_weights(model: keras.Model, path: Path) -> None:
     with atomic_path(path) as tmp:
         staged = tmp.with_name(tmp.name + ".weights.h5")  # Keras insists on the suffix
         model.save_weights(staged)
@@ -254,11 +293,11 @@ def _save_weights(model: Any, path: Path) -> None:
 def fine_tune_all(
     ws: Workspace,
     data: Dataset,
-    model: Any,
+    model: keras.Model,
     config: TrainConfig,
     out_dir: Path,
     progress: bool = True,
-) -> tuple[Any, np.ndarray, dict, dict]:
+) -> tuple[keras.Model, np.ndarray, dict[str, list[float]], dict[str, object]]:
     """Train every backbone layer + the head of `model` (a trained full model), end to end.
 
     Two AdamW optimizers (backbone at the peak lr, head at `head_lr_multiplier` x), warm-up
@@ -292,13 +331,15 @@ def fine_tune_all(
 
     train_px = decoded_pixels(data.train, e2e.cache_size, ws.cache, "decode train")
     val_px = decoded_pixels(data.val, config.size, ws.cache, "decode val")
-    pool, pool_info = (None, {})
+    pool: np.ndarray | None = None
+    pool_info: dict[str, int] = {}
     if e2e.sampler == "powerset":
         pool, pool_info = powerset_pool(data.train.labels, config.seed)
     # Balance weights from the distribution the epochs actually see.
     seen = data.train.labels if pool is None else data.train.labels[pool]
     loss_fn = make_loss(seen if config.class_weighted else None)
-    targets, distill_info = data.train.labels, {}
+    targets = data.train.labels
+    distill_info: dict[str, object] = {}
     if e2e.distill > 0:
         teacher = teacher_probabilities(e2e.teachers, train_px, data.train.keys, ws.cache)
         targets = blend_targets(data.train.labels, teacher.probabilities, e2e.distill)
@@ -332,8 +373,8 @@ def fine_tune_all(
     optimizers[1].build(head_vars)
     n_backbone = len(backbone_vars)
 
-    @tf.function(reduce_retracing=True)
-    def step(x: Any, y: Any) -> Any:
+    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]  # TF is untyped
+    def step(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = tf.reduce_mean(loss_fn(y, trainer(x, training=True)))
         grads = tape.gradient(loss, backbone_vars + head_vars)
@@ -344,8 +385,13 @@ def fine_tune_all(
     ckpt = Path(out_dir) / CHECKPOINT_DIR
     state_path = ckpt / STATE_NAME
     key = config.key()
-    state: dict = {"config_key": key, "epochs_done": 0, "best_epoch": 0, "best_val_map": -1.0}
-    state["history"] = {"loss": [], "val_map": [], "size": [], "seconds": []}
+    state: FineTuneState = {
+        "config_key": key,
+        "epochs_done": 0,
+        "best_epoch": 0,
+        "best_val_map": -1.0,
+        "history": {"loss": [], "val_map": [], "size": [], "seconds": []},
+    }
     resumed_from = 0
     if state_path.is_file():
         saved = json.loads(state_path.read_text(encoding="utf-8"))
@@ -388,11 +434,11 @@ def fine_tune_all(
         live = _swap_in_averages(optimizers, backbone_vars, head_vars) if ema else None
         val_p = predict_pixels(trainer, val_px)
         val_map = evaluate(data.val.labels, val_p, data.genres).mean_average_precision
-        history = state["history"]
-        history["loss"].append(loss)
-        history["val_map"].append(float(val_map))
-        history["size"].append(size)
-        history["seconds"].append(round(time.perf_counter() - tic, 1))
+        epochs_seen = state["history"]
+        epochs_seen["loss"].append(loss)
+        epochs_seen["val_map"].append(float(val_map))
+        epochs_seen["size"].append(size)
+        epochs_seen["seconds"].append(round(time.perf_counter() - tic, 1))
         state["epochs_done"] = epoch + 1
         if val_map > state["best_val_map"]:
             state["best_val_map"], state["best_epoch"] = float(val_map), epoch + 1
@@ -409,16 +455,19 @@ def fine_tune_all(
         bar.write(
             f"epoch {epoch + 1} @{size}px: loss {loss:.4f}, val mAP {val_map:.4f} "
             f"(best {state['best_val_map']:.4f} @ {state['best_epoch']}), "
-            f"{history['seconds'][-1]:.0f} s"
+            f"{epochs_seen['seconds'][-1]:.0f} s"
         )
     bar.close()
     trainer.load_weights(ckpt / BEST_WEIGHTS)  # the best epoch (0: the starting point)
     val_p = np.load(ckpt / BEST_VAL)
     full = export_full_model(flexible, head, config.arch, config.size, config.name)
     trainable = int(sum(int(np.prod(w.shape)) for w in trainer.trainable_weights))
-    history = {f"fine_tune_{k}": v for k, v in state["history"].items()}
+    # Per-epoch series (sizes are ints: still numbers on a curve).
+    history = cast(
+        "dict[str, list[float]]", {f"fine_tune_{k}": v for k, v in state["history"].items()}
+    )
     history["fine_tune_val_pr_auc"] = history["fine_tune_val_map"]  # plotted with the head's
-    extra = {
+    extra: dict[str, object] = {
         "end_to_end": {
             **asdict(e2e),
             "start_val_map": state.get("start_val_map"),
@@ -447,8 +496,9 @@ def fine_tune_all(
     return full, np.asarray(val_p, np.float64), history, extra
 
 
-def build_flexible_backbone(arch: str, size: int | None) -> Any:
-    """The Keras MobileNet graph at `size` (None: any size), random weights (set them)."""
+def build_flexible_backbone(arch: str, size: int | None) -> keras.Model:
+    """The Keras MobileNet graph at `size` (None: any size), random weights (set them).
+    Returns the model; raises PosterliteError for an unknown `arch`."""
     import keras
 
     factory = getattr(keras.applications, str(backbone_spec(arch).keras_application))
@@ -461,9 +511,12 @@ def build_flexible_backbone(arch: str, size: int | None) -> Any:
         )
 
 
-def export_full_model(backbone: Any, head: Any, arch: str, size: int, name: str) -> Any:
+def export_full_model(
+    backbone: keras.Model, head: keras.Model, arch: str, size: int, name: str
+) -> keras.Model:
     """A fixed-size full model (image -> backbone -> head) with `backbone`'s weights: the
-    convolution weights are size-agnostic, so a 160 px export is the same network."""
+    convolution weights are size-agnostic, so a 160 px export is the same network.
+    Returns the new model (sharing `head`'s layers)."""
     fixed = build_flexible_backbone(arch, size)
     fixed.set_weights(backbone.get_weights())
     fixed.trainable = False
@@ -485,8 +538,8 @@ def train_end_to_end(
         if not file.is_file():
             raise PosterliteError(f"--init: no model.keras in {source}")
         model = keras.models.load_model(file, compile=False)
-        history: dict = {}
-        extra: dict = {"init": str(source), "init_model_sha256": sha256_file(file)}
+        history: dict[str, list[float]] = {}
+        extra: dict[str, object] = {"init": str(source), "init_model_sha256": sha256_file(file)}
         if (file.parent / "card.json").is_file():
             from posterlite.card import read_card
 
@@ -510,11 +563,13 @@ def train_end_to_end(
     return Trained(full, val_p, {**history, **tuned_history}, extra)
 
 
-def export_at_size(source: Path, size: int, out_dir: Path, ws: Workspace | None = None) -> dict:
+def export_at_size(
+    source: Path, size: int, out_dir: Path, ws: Workspace | None = None
+) -> dict[str, JSONValue]:
     """Re-export a trained MobileNet folder at another input size (e.g. the fast 160 px
     variant): same weights; validation re-scored at that size (posters through load_poster
     at `size`, as a phone would feed it) and thresholds re-tuned on validation. Writes the
-    usual artifacts; returns the validation summary."""
+    usual artifacts; returns the validation summary. Raises PosterliteError for the cnn."""
     import keras
 
     from posterlite.card import read_card, write_card

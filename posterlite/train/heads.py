@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -32,15 +32,18 @@ from posterlite.train.models import (
     fit,
 )
 
+if TYPE_CHECKING:
+    import keras
+
 
 @dataclass
 class Trained:
     """What a training path hands to the artifact writer."""
 
-    model: Any  # full model
+    model: keras.Model  # full model: image in, genre probabilities out
     val_probabilities: np.ndarray
     history: dict[str, list[float]]
-    extra: dict[str, Any]
+    extra: dict[str, object]  # run facts for the report (JSON-able)
 
 
 def train_head(
@@ -49,9 +52,10 @@ def train_head(
     val_features: np.ndarray,
     val_labels: np.ndarray,
     config: TrainConfig,
-) -> tuple[Any, dict, dict]:
-    """Head on features, with SMOTE first when configured. Returns (head, history, extra)."""
-    extra: dict[str, Any] = {}
+) -> tuple[keras.Model, dict[str, list[float]], dict[str, object]]:
+    """Head on features, with SMOTE first when configured. Returns (head, history, extra);
+    raises PosterliteError (from `smote`) when SMOTE would exceed its limits."""
+    extra: dict[str, object] = {}
     if config.smote:
         import tracemalloc
 
@@ -89,9 +93,10 @@ def train_head(
 
 
 def frozen_features(
-    ws: Workspace, data: Dataset, extractor: Any, tag: str, size: int
-) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(train, val) features of a frozen extractor, from RAM, the disk cache or computed."""
+    ws: Workspace, data: Dataset, extractor: keras.Model, tag: str, size: int
+) -> tuple[np.ndarray, np.ndarray, dict[str, object]]:
+    """(train, val) features of a frozen extractor, from RAM, the disk cache or computed.
+    Returns (train features, val features, where they came from)."""
     weights = weights_sha256(extractor)
     store_path = feature_store_path(ws.cache, tag, size, weights)
     memo = f"{store_path}|{data.manifest_sha256}"
@@ -110,6 +115,8 @@ def frozen_features(
 
 
 def train_mobilenet(ws: Workspace, data: Dataset, config: TrainConfig) -> Trained:
+    """A head on the frozen MobileNet's features (then the top blocks with --fine-tune).
+    Returns the full model, its validation probabilities, history and run facts."""
     backbone, source = build_backbone_for(config)
     train_x, val_x, info = frozen_features(ws, data, backbone, config.arch, config.size)
     head, history, extra = train_head(train_x, data.train.labels, val_x, data.val.labels, config)
@@ -123,14 +130,18 @@ def train_mobilenet(ws: Workspace, data: Dataset, config: TrainConfig) -> Traine
     return Trained(model, val_p, history, extra)
 
 
-def predict_images(ws: Workspace, split: Split, model: Any, size: int) -> np.ndarray:
+def predict_images(ws: Workspace, split: Split, model: keras.Model, size: int) -> np.ndarray:
+    """`model`'s probabilities (N, G) float64 for `split`'s posters at `size` px."""
     pixels = cached_pixels(split, size, ws.cache)
     data = image_dataset(pixels, split.labels, 128, False, 0).map(lambda x, y: x)
     return np.asarray(model.predict(data, verbose=0), dtype=np.float64)
 
 
-def train_cnn_trunk(ws: Workspace, data: Dataset, config: TrainConfig) -> tuple[Any, dict]:
-    """The plain from-scratch CNN, trained end to end on cached 96 px posters."""
+def train_cnn_trunk(
+    ws: Workspace, data: Dataset, config: TrainConfig
+) -> tuple[keras.Model, dict[str, list[float]]]:
+    """The plain from-scratch CNN, trained end to end on cached 96 px posters.
+    Returns (model, history)."""
     train_px = cached_pixels(data.train, config.size, ws.cache, "decode train")
     val_px = cached_pixels(data.val, config.size, ws.cache, "decode val")
     model = build_cnn(config.size, data.train.labels.shape[1], config.dropout)
@@ -150,6 +161,9 @@ def train_cnn_trunk(ws: Workspace, data: Dataset, config: TrainConfig) -> tuple[
 def train_cnn(
     ws: Workspace, data: Dataset, config: TrainConfig, trunk_model: Path | None
 ) -> Trained:
+    """The from-scratch CNN; with SMOTE, a new head on its frozen trunk's oversampled
+    embeddings (`trunk_model`: the plain twin's saved model, else trained here).
+    Returns the full model, its validation probabilities, history and run facts."""
     import keras
 
     if not config.smote:
@@ -158,11 +172,11 @@ def train_cnn(
         return Trained(model, val_p, history, {})
     # SMOTE twin: freeze the plain CNN (same hyperparameters), SMOTE its embeddings,
     # retrain the head. The grid passes the plain twin's saved model; alone, train it here.
-    extra: dict[str, Any] = {}
+    extra: dict[str, object] = {}
     if trunk_model is not None and trunk_model.is_file():
         plain = keras.models.load_model(trunk_model, compile=False)
         extra["trunk"] = str(trunk_model)
-        trunk_history: dict = {}
+        trunk_history: dict[str, list[float]] = {}
     else:
         plain, trunk_history = train_cnn_trunk(ws, data, replace(config, smote=False))
         extra["trunk"] = "trained in this run (plain twin's hyperparameters)"

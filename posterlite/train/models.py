@@ -1,14 +1,19 @@
 """Model builders and the pieces every fit shares: the ImageNet backbone (or a random one
 for tests), the head, the small CNN, the full image-in model, class-balanced BCE, optimizers,
 early stopping, the wall-clock budget and the Keras `fit` wrapper.
+
+Keras is imported inside the functions (it costs seconds); the annotations name its
+classes through a `TYPE_CHECKING` import. Keras ships no type information, so mypy reads
+them as untyped; they say what each value is.
 """
 
 from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, TypeAlias
 
 import numpy as np
 
@@ -19,9 +24,20 @@ from posterlite.fileio import (
 )
 from posterlite.train.config import TrainConfig
 
+if TYPE_CHECKING:
+    import keras
+    import tensorflow as tf
 
-def build_backbone_for(config: TrainConfig) -> tuple[Any, dict[str, str]]:
-    """The frozen ImageNet MobileNet (or a random one for tests) and where it came from."""
+    # What `Model.fit` takes as inputs, labels and validation data.
+    FitInput: TypeAlias = np.ndarray | tf.data.Dataset | keras.utils.PyDataset
+
+
+def build_backbone_for(config: TrainConfig) -> tuple[keras.Model, dict[str, str]]:
+    """The frozen ImageNet MobileNet (or a random one for tests) and where it came from.
+
+    Returns (backbone, {"weights": source[, "weights_file_sha256": hash]}); raises
+    PosterliteError when an explicit weights file is missing or `backbones` is unavailable.
+    """
     import keras
 
     arch, size = config.arch, config.size
@@ -32,7 +48,7 @@ def build_backbone_for(config: TrainConfig) -> tuple[Any, dict[str, str]]:
     try:
         from posterlite import backbones  # the backbone engineer's module
     except ImportError:
-        backbones = None
+        backbones = None  # type: ignore[assignment]  # checked below
     if not config.pretrained:
         # Straight from keras.applications: backbones.build_backbone(weights=None) may pick
         # up Keras' cached ImageNet file, and a random backbone must stay random.
@@ -54,21 +70,29 @@ def build_backbone_for(config: TrainConfig) -> tuple[Any, dict[str, str]]:
     return model, info
 
 
-def build_head(dim: int, n_genres: int, hidden: int, dropout: float, name: str = "head") -> Any:
+def build_head(
+    dim: int, n_genres: int, hidden: int, dropout: float, name: str = "head"
+) -> keras.Sequential:
+    """The genre head: (dim,) features -> dropout [-> Dense(hidden) relu -> dropout] ->
+    Dense(n_genres) sigmoid. Returns the (uncompiled) model; raises nothing."""
     import keras
 
-    layers: list[Any] = [keras.Input((dim,)), keras.layers.Dropout(dropout)]
+    layers: list[keras.layers.Layer | keras.KerasTensor] = [
+        keras.Input((dim,)),
+        keras.layers.Dropout(dropout),
+    ]
     if hidden > 0:
         layers += [keras.layers.Dense(hidden, activation="relu"), keras.layers.Dropout(dropout)]
     layers.append(keras.layers.Dense(n_genres, activation="sigmoid", name="genres"))
     return keras.Sequential(layers, name=name)
 
 
-def build_cnn(size: int, n_genres: int, dropout: float) -> Any:
+def build_cnn(size: int, n_genres: int, dropout: float) -> keras.Model:
     """A small from-scratch CNN (~50k parameters): depthwise-separable, phone-friendly.
 
     Stride-2 stem then five depthwise-separable blocks (MobileNet-style, so it converts
     and quantizes like the MobileNets), global average pooling to a 160-d embedding.
+    Returns the (uncompiled) model.
     """
     import keras
     from keras import layers
@@ -89,8 +113,9 @@ def build_cnn(size: int, n_genres: int, dropout: float) -> Any:
     return keras.Model(inputs, outputs, name="posterlite_cnn")
 
 
-def assemble(extractor: Any, head: Any, size: int, name: str) -> Any:
-    """The full model: image in [-1, 1] -> frozen extractor (BN inference) -> head."""
+def assemble(extractor: keras.Model, head: keras.Model, size: int, name: str) -> keras.Model:
+    """The full model: image in [-1, 1] -> frozen extractor (BN inference) -> head.
+    Returns the new model (sharing the two models' layers)."""
     import keras
 
     inputs = keras.Input((size, size, 3), name="image")
@@ -99,15 +124,19 @@ def assemble(extractor: Any, head: Any, size: int, name: str) -> Any:
 
 
 def balanced_weights(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-genre (positive, negative) weights of class-balanced BCE: n / (2 * count)."""
+    """Per-genre (positive, negative) weights of class-balanced BCE: n / (2 * count).
+    Returns two float32 (G,) arrays."""
     n = max(len(labels), 1)
     positives = np.clip(labels.sum(axis=0), 1, None)
     negatives = np.clip(n - labels.sum(axis=0), 1, None)
     return (n / (2 * positives)).astype(np.float32), (n / (2 * negatives)).astype(np.float32)
 
 
-def make_loss(labels: np.ndarray | None) -> Any:
-    """Class-balanced BCE when `labels` is given, else plain BCE."""
+def make_loss(
+    labels: np.ndarray | None,
+) -> keras.losses.Loss | Callable[[tf.Tensor, tf.Tensor], tf.Tensor]:
+    """Class-balanced BCE when `labels` is given, else plain BCE.
+    Returns a Keras loss object or a loss function (y_true, y_pred) -> per-example loss."""
     import keras
     from keras import ops
 
@@ -115,7 +144,7 @@ def make_loss(labels: np.ndarray | None) -> Any:
         return keras.losses.BinaryCrossentropy()
     positive, negative = balanced_weights(labels)
 
-    def balanced_bce(y_true: Any, y_pred: Any) -> Any:
+    def balanced_bce(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
         eps = keras.config.epsilon()
         y_pred = ops.clip(y_pred, eps, 1.0 - eps)
         y_true = ops.cast(y_true, y_pred.dtype)
@@ -125,7 +154,8 @@ def make_loss(labels: np.ndarray | None) -> Any:
     return balanced_bce
 
 
-def make_optimizer(name: str, learning_rate: float) -> Any:
+def make_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+    """SGD (momentum 0.9) for "sgd", else Adam, at `learning_rate`. Returns the optimizer."""
     import keras
 
     if name == "sgd":
@@ -133,7 +163,11 @@ def make_optimizer(name: str, learning_rate: float) -> Any:
     return keras.optimizers.Adam(learning_rate=learning_rate)
 
 
-def compile_for_training(model: Any, config: TrainConfig, labels: np.ndarray, lr: float) -> None:
+def compile_for_training(
+    model: keras.Model, config: TrainConfig, labels: np.ndarray, lr: float
+) -> None:
+    """Compile `model` in place: the config's optimizer at `lr`, (class-balanced) BCE,
+    accuracy and PR-AUC. Returns nothing."""
     import keras
 
     model.compile(
@@ -146,7 +180,9 @@ def compile_for_training(model: Any, config: TrainConfig, labels: np.ndarray, lr
     )
 
 
-def early_stopping(config: TrainConfig) -> Any:
+def early_stopping(config: TrainConfig) -> keras.callbacks.EarlyStopping:
+    """Early stopping on validation PR-AUC (the config's patience and min_delta), best
+    weights restored. Returns the callback."""
     import keras
 
     # PR-AUC (~mAP) is the selection metric too; min_delta stops runs that barely move.
@@ -159,29 +195,32 @@ def early_stopping(config: TrainConfig) -> Any:
     )
 
 
-def time_budget(seconds: float | None) -> list[Any]:
-    """A callback that stops training after `seconds` of wall time (checked per epoch)."""
+def time_budget(seconds: float | None) -> list[keras.callbacks.Callback]:
+    """A callback that stops training after `seconds` of wall time (checked per epoch).
+    Returns [that callback], or [] when `seconds` is None."""
     import keras
 
     if seconds is None:
         return []
+    budget = seconds
 
-    class TimeBudget(keras.callbacks.Callback):
-        def on_train_begin(self, logs: dict | None = None) -> None:
+    class TimeBudget(keras.callbacks.Callback):  # type: ignore[misc]  # Keras is untyped
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
             self.started = time.perf_counter()
 
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            if time.perf_counter() - self.started > seconds:
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            if time.perf_counter() - self.started > budget:
                 self.model.stop_training = True
 
     return [TimeBudget()]
 
 
-def top_blocks(model: Any, n: int) -> list[Any]:
-    """Layers of the top `n` blocks of a MobileNet (conv_dw_13 / block_16 style names)."""
+def top_blocks(model: keras.Model, n: int) -> list[keras.layers.Layer]:
+    """Layers of the top `n` blocks of a MobileNet (conv_dw_13 / block_16 style names).
+    Returns them in model order ([] for n <= 0)."""
     pattern = re.compile(r"(?:conv_(?:dw|pw)|block)_(\d+)")
     order: list[str] = []
-    groups: dict[str, list[Any]] = {}
+    groups: dict[str, list[keras.layers.Layer]] = {}
     for layer in model.layers:
         if not layer.weights:
             continue
@@ -195,8 +234,16 @@ def top_blocks(model: Any, n: int) -> list[Any]:
 
 
 def fit(
-    model: Any, x: Any, y: Any, val: Any, config: TrainConfig, epochs: int, batch: int | None
-) -> dict:
+    model: keras.Model,
+    x: FitInput,
+    y: np.ndarray | None,
+    val: tuple[np.ndarray, np.ndarray] | FitInput,
+    config: TrainConfig,
+    epochs: int,
+    batch: int | None,
+) -> dict[str, list[float]]:
+    """`model.fit` with early stopping and the time budget, quietly (`batch` None: `x` is
+    a batched tf.data pipeline). Returns the history: metric name -> value per epoch."""
     history = model.fit(
         x,
         y,
@@ -210,11 +257,12 @@ def fit(
     return {k: [float(v) for v in values] for k, values in history.history.items()}
 
 
-def fine_tune_cut(backbone: Any, n: int) -> str:
+def fine_tune_cut(backbone: keras.Model, n: int) -> str:
     """Name of the layer whose output feeds the top `n` blocks (the cached activation).
 
     V1 with n=1: `conv_pw_12_relu` (7x7x1024); V2 with n=2: `block_15_add`. Weightless
-    padding in front of the first unfrozen layer is recomputed, not cached.
+    padding in front of the first unfrozen layer is recomputed, not cached. Raises
+    PosterliteError when `n` is 0 or covers the whole backbone.
     """
     import keras
 
@@ -226,14 +274,15 @@ def fine_tune_cut(backbone: Any, n: int) -> str:
         index -= 1
     if index <= 0:
         raise PosterliteError(f"cannot fine-tune {n} blocks: that is the whole backbone")
-    return backbone.layers[index].name
+    return str(backbone.layers[index].name)
 
 
-def strip_compile(model: Any) -> None:
+def strip_compile(model: keras.Model) -> None:
     """Forget the compile state of a model and its nested models before saving.
 
     Keras stores a compiled (sub)model's loss in the .keras file; ours is a training-only
     closure, and loading would then fail in convert / predict. Training is over here.
+    Returns nothing (changes `model` in place).
     """
     import keras
 
@@ -243,5 +292,6 @@ def strip_compile(model: Any) -> None:
             strip_compile(layer)
 
 
-def count_params(model: Any) -> int:
+def count_params(model: keras.Model) -> int:
+    """The number of weights (trainable or not) of `model`."""
     return int(sum(int(np.prod(w.shape)) for w in model.weights))

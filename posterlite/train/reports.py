@@ -6,25 +6,27 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from posterlite.fileio import (
-    atomic_path,
-    jsonable,
-)
+from posterlite.fileio import JSONValue, atomic_path, jsonable
 from posterlite.preprocess import pixels_to_input
 from posterlite.train.dataset import Dataset, Workspace, decode_batch
 
+if TYPE_CHECKING:
+    import keras
+
+    from posterlite.metrics import MultiLabelReport
+
 
 def consistency_check(
-    ws: Workspace, data: Dataset, model: Any, probabilities: np.ndarray, size: int
+    ws: Workspace, data: Dataset, model: keras.Model, probabilities: np.ndarray, size: int
 ) -> float:
     """Max |full model on images - probabilities used for the report| on a few val posters.
 
     Proves the saved image-in model is the model that was evaluated (cache, preprocessing
-    and head wiring agree).
+    and head wiring agree). Returns that maximum difference.
     """
     n = min(8, len(data.val.paths))
     inputs = pixels_to_input(decode_batch(data.val.paths[:n], size), "float32")
@@ -32,25 +34,26 @@ def consistency_check(
     return float(np.max(np.abs(direct - probabilities[:n])))
 
 
-def summary(report: Any, tuned: Any) -> dict:
-    return jsonable(
-        {
-            "n_samples": report.n_samples,
-            "mAP": report.mean_average_precision,
-            "macro_f1": report.macro_f1,
-            "micro_f1": report.micro_f1,
-            "hamming_loss": report.hamming_loss,
-            "subset_accuracy": report.subset_accuracy,
-            "paper_accuracy": report.paper_accuracy,
-            "paper_f1": report.paper_f1,
-            "per_genre_ap": {m.genre: m.average_precision for m in report.per_genre},
-            "per_genre_f1": {m.genre: m.f1 for m in report.per_genre},
-            "tuned_macro_f1": tuned.macro_f1,
-            "tuned_micro_f1": tuned.micro_f1,
-            # No positive in the scored set: left out of macro F1 and mAP (see metrics).
-            "genres_left_out": list(report.genres_left_out),
-        }
-    )
+def summary(report: MultiLabelReport, tuned: MultiLabelReport) -> dict[str, JSONValue]:
+    """The validation numbers of a run (at 0.5 and at tuned thresholds), JSON-ready.
+    Returns metric name -> value (non-finite values as None)."""
+    facts: dict[str, object] = {
+        "n_samples": report.n_samples,
+        "mAP": report.mean_average_precision,
+        "macro_f1": report.macro_f1,
+        "micro_f1": report.micro_f1,
+        "hamming_loss": report.hamming_loss,
+        "subset_accuracy": report.subset_accuracy,
+        "paper_accuracy": report.paper_accuracy,
+        "paper_f1": report.paper_f1,
+        "per_genre_ap": {m.genre: m.average_precision for m in report.per_genre},
+        "per_genre_f1": {m.genre: m.f1 for m in report.per_genre},
+        "tuned_macro_f1": tuned.macro_f1,
+        "tuned_micro_f1": tuned.micro_f1,
+        # No positive in the scored set: left out of macro F1 and mAP (see metrics).
+        "genres_left_out": list(report.genres_left_out),
+    }
+    return {name: jsonable(value) for name, value in facts.items()}
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
@@ -79,7 +82,9 @@ def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None
     plt.close(fig)
 
 
-def plot_confusion(report: Any, path: Path, title: str) -> None:
+def plot_confusion(report: MultiLabelReport, path: Path, title: str) -> None:
+    """Write one 2x2 confusion matrix per genre (threshold 0.5) as a PNG at `path`
+    (atomically). Returns nothing; raises OSError if `path` cannot be written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -108,7 +113,9 @@ def plot_confusion(report: Any, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def report_md_titled(title: str, report: Any, tuned: Any) -> str:
+def report_md_titled(title: str, report: MultiLabelReport, tuned: MultiLabelReport) -> str:
+    """The Markdown validation report: `report` at 0.5, then `tuned` (per-genre thresholds
+    tuned on the same set). Returns the text."""
     from posterlite.metrics import report_markdown
 
     return (
