@@ -83,7 +83,8 @@ class MediaPipeResult(Protocol):
 
 
 class _Dispatcher(Protocol):
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop MediaPipe's task dispatcher."""
 
 
 class MediaPipeClassifier(Protocol):
@@ -201,6 +202,7 @@ class AppClassifier:
             ) from exc
 
     def close(self) -> None:
+        """Release MediaPipe's task (again: a no-op). Returns nothing; never raises."""
         classifier, self._classifier = self._classifier, None
         if classifier is None:
             return

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from posterlite.errors import PosterliteError
-from posterlite.fileio import atomic_write_text, json_text
+from posterlite.fileio import JSONValue, atomic_write_text, json_text
 from posterlite.preprocess import NORM_MEAN, NORM_STD
 
 CARD_NAME = "card.json"
@@ -21,6 +21,8 @@ MODEL_NAME = "model.keras"
 
 @dataclass
 class ModelCard:
+    """card.json of a trained model: what it is, how it was trained and how it scored."""
+
     name: str  # e.g. "mobilenet_v2_smote"
     arch: str  # "cnn" | "mobilenet_v1" | "mobilenet_v2"
     genres: list[str]
@@ -33,23 +35,26 @@ class ModelCard:
     smote: bool = False
     manifest: str = ""  # path of the training manifest as given at train time
     manifest_sha256: str = ""
-    hyperparameters: dict = field(default_factory=dict)
+    hyperparameters: dict[str, object] = field(default_factory=dict)
     seed: int = 0
     wall_time_s: float = 0.0
     peak_rss_mb: float = 0.0
-    library_versions: dict = field(default_factory=dict)
-    validation: dict = field(default_factory=dict)  # summary figures of the val report
+    library_versions: dict[str, str] = field(default_factory=dict)
+    validation: dict[str, JSONValue] = field(default_factory=dict)  # val report summary
     preprocessing: str = (
         "decode, EXIF transpose, RGB (alpha on white), stretch to input_size x input_size "
         "(bilinear, aspect not kept), (pixel - 127.5) / 127.5"
     )
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, JSONValue] = field(default_factory=dict)
 
     def to_json(self) -> str:
+        """The card as strict JSON text, keys sorted."""
         return json_text(asdict(self), sort_keys=True)
 
 
 def write_card(card: ModelCard, directory: Path) -> Path:
+    """Write `directory`/card.json atomically; returns its path, raises OSError if it
+    cannot be written."""
     target = Path(directory) / CARD_NAME
     atomic_write_text(target, card.to_json())
     return target

@@ -11,9 +11,9 @@ import os
 import platform
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TypeAlias, cast
+from typing import TypeAlias, cast, overload
 
 import numpy as np
 
@@ -59,11 +59,14 @@ def replace_dir(staging: Path, target: Path) -> None:
 
 
 def atomic_write_bytes(target: Path, data: bytes) -> None:
+    """Write `data` to `target` through a temporary file and a rename (never half-written);
+    raises OSError if it cannot be written."""
     with atomic_path(target) as tmp:
         tmp.write_bytes(data)
 
 
 def atomic_write_text(target: Path, text: str) -> None:
+    """`atomic_write_bytes` of `text` in UTF-8; raises OSError if it cannot be written."""
     atomic_write_bytes(target, text.encode("utf-8"))
 
 
@@ -92,6 +95,7 @@ def check_writable_folder(folder: Path) -> None:
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's sha256 (hex), read in `chunk`-byte blocks; raises OSError if unreadable."""
     digest = hashlib.sha256()
     with Path(path).open("rb") as handle:
         while block := handle.read(chunk):
@@ -103,6 +107,10 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 JSONValue: TypeAlias = "None | bool | int | float | str | list[JSONValue] | dict[str, JSONValue]"
 
 
+@overload
+def jsonable(value: Mapping[str, object]) -> dict[str, JSONValue]: ...
+@overload
+def jsonable(value: object) -> JSONValue: ...
 def jsonable(value: object) -> JSONValue:
     """Strict-JSON form: NaN/inf -> None, numpy scalars -> Python, Paths -> str, tuples -> lists.
 

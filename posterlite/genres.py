@@ -39,6 +39,7 @@ class GenreScheme:
 
     @property
     def size(self) -> int:
+        """The number of genres."""
         return len(self.names)
 
     def map_raw(
@@ -70,6 +71,8 @@ class GenreScheme:
         return np.array([1.0 if name in wanted else 0.0 for name in self.names], np.float32)
 
     def from_multi_hot(self, vector: Iterable[float], threshold: float = 0.5) -> tuple[str, ...]:
+        """The genres whose value reaches `threshold`; raises ValueError when `vector` has
+        another length than the scheme."""
         return tuple(name for name, v in zip(self.names, vector, strict=True) if v >= threshold)
 
 

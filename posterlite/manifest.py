@@ -20,6 +20,8 @@ MANIFEST_FIELDS = ("path", "genres", "split", "source", "film_id")
 
 @dataclass(frozen=True)
 class ManifestRow:
+    """One poster of a manifest: its file, genres and split."""
+
     path: str  # absolute, or relative to the manifest's folder
     genres: tuple[str, ...]
     split: str  # "train" | "val" | "test"
@@ -28,6 +30,8 @@ class ManifestRow:
 
 
 def write_manifest(rows: Iterable[ManifestRow], out: Path) -> None:
+    """Write `rows` as a manifest CSV at `out` (atomically); raises OSError if it cannot
+    be written."""
     import io
 
     buffer = io.StringIO()
@@ -65,4 +69,5 @@ def read_manifest(path: Path) -> list[ManifestRow]:
 
 
 def manifest_sha256(path: Path) -> str:
+    """sha256 (hex) of the manifest file's bytes; raises OSError if unreadable."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -18,7 +18,7 @@ is still a wrong prediction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -28,6 +28,8 @@ from posterlite.genres import DEFAULT_THRESHOLD
 
 @dataclass(frozen=True)
 class GenreMetrics:
+    """One genre's scores at one threshold."""
+
     genre: str
     precision: float
     recall: float
@@ -40,6 +42,8 @@ class GenreMetrics:
 
 @dataclass(frozen=True)
 class MultiLabelReport:
+    """Every figure of a multi-label evaluation (`evaluate`): per genre and averaged."""
+
     genres: tuple[str, ...]
     n_samples: int
     per_genre: tuple[GenreMetrics, ...]
@@ -55,18 +59,24 @@ class MultiLabelReport:
     thresholds: tuple[float, ...] = field(default=())
     genres_left_out: tuple[str, ...] = field(default=())  # no positive: not in macro / mAP
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, object]:
+        """Every field (per-genre metrics as nested dicts), for report.json."""
         return asdict(self)
 
 
 def as_thresholds(thresholds: float | Sequence[float] | np.ndarray, n_genres: int) -> np.ndarray:
-    values = np.broadcast_to(np.asarray(thresholds, dtype=np.float64), (n_genres,))
-    return values.copy()
+    """`thresholds` (one value, or one per genre) as a float64 (n_genres,) array; raises
+    ValueError when the count does not broadcast."""
+    values = np.asarray(thresholds, dtype=np.float64)
+    cut: np.ndarray = np.broadcast_to(values, (n_genres,)).copy()
+    return cut
 
 
 def binarize(
     probabilities: np.ndarray, thresholds: float | Sequence[float] | np.ndarray
 ) -> np.ndarray:
+    """0/1 int64 decisions (N, G): probability >= the genre's threshold; raises
+    ValueError when the thresholds do not broadcast to G."""
     cut = as_thresholds(thresholds, probabilities.shape[1])
     return (probabilities >= cut[None, :]).astype(np.int64)
 
@@ -125,7 +135,7 @@ def evaluate(
         )
     scored = [int(i) for i in np.flatnonzero(y_true.sum(axis=0) > 0)]
 
-    def macro(score) -> float:  # noqa: ANN001 - a sklearn label-averaged score
+    def macro(score: Callable[..., float]) -> float:  # a sklearn label-averaged score
         if not scored:
             return float("nan")
         return float(score(y_true, y_pred, labels=scored, average="macro", zero_division=0))

@@ -30,6 +30,7 @@ _GLOB_CHARS = frozenset("*?[")
 
 
 def looks_like_image(path: Path) -> bool:
+    """True for a poster file name: an image suffix and not hidden (the file is not read)."""
     return path.suffix.lower() in IMAGE_SUFFIXES and not path.name.startswith(".")
 
 

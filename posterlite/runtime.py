@@ -86,9 +86,11 @@ class Prediction:
 
     @property
     def ok(self) -> bool:
+        """True when the poster was decoded and run (no `error`)."""
         return self.error is None
 
     def confidences(self) -> dict[str, float]:
+        """Probability per genre, in the model's genre order (empty when not predicted)."""
         if self.probabilities is None:
             return {}
         return {g: float(p) for g, p in zip(self.genres, self.probabilities, strict=True)}
@@ -133,6 +135,9 @@ class PosterModel:
 
     @classmethod
     def load(cls, path: Path, threads: int = 1, batch_size: int = 1) -> PosterModel:
+        """The model at `path` on `threads` LiteRT threads, `batch_size` posters per invoke,
+        labels and thresholds from its metadata. Raises PosterliteError for a missing or
+        unusable file, or one without exactly one input and one output tensor."""
         path = Path(path)
         interpreter = load_interpreter(path, threads)
         inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
@@ -272,6 +277,7 @@ class PosterModel:
         return np.concatenate(chunks) if chunks else np.zeros((0, len(self.genres)))
 
     def dequantize(self, raw: np.ndarray) -> np.ndarray:
+        """The output tensor as float32 probabilities (integer outputs dequantized)."""
         scale, zero_point = self.output_quant
         if np.issubdtype(raw.dtype, np.integer) and scale != 0.0:
             return ((raw.astype(np.float32) - zero_point) * scale).astype(np.float32)
@@ -309,6 +315,8 @@ class PosterModel:
     def decide(
         self, probabilities: np.ndarray, threshold: float | Sequence[float] | str | None = None
     ) -> tuple[str, ...]:
+        """The genres whose probability reaches the threshold (see `cut`); raises
+        ValueError for an unknown threshold name."""
         cut = self.cut(threshold)
         # Vectorized: an ImageNet stand-in has 1001 outputs and this runs once per poster.
         return tuple(self.genres[i] for i in np.flatnonzero(np.asarray(probabilities) >= cut))

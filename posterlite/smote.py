@@ -60,6 +60,7 @@ class SmotePlan:
 
     @property
     def n_out(self) -> int:
+        """Rows after SMOTE: real plus synthetic."""
         return self.n_in + self.n_synthetic
 
     @property
@@ -71,6 +72,7 @@ class SmotePlan:
 
     @property
     def largest_class(self) -> int:
+        """Posters in the largest label set that is oversampled (0: none is)."""
         grown = [self.counts[c] for c, t in self.targets.items() if t > self.counts[c]]
         return max(grown, default=0)
 
@@ -87,6 +89,7 @@ def label_codes(labels: np.ndarray) -> np.ndarray:
 
 
 def codes_to_labels(codes: np.ndarray, n_genres: int) -> np.ndarray:
+    """Label-set bit masks back to multi-hot float32 (n, n_genres) (`label_codes`' inverse)."""
     codes = np.asarray(codes, dtype=np.int64)
     return ((codes[:, None] >> np.arange(n_genres)[None, :]) & 1).astype(np.float32)
 
@@ -137,11 +140,15 @@ def plan_smote(
 
 @dataclass(frozen=True)
 class SmoteResult:
+    """Features and labels after SMOTE (real rows first), and the plan that made them."""
+
     features: np.ndarray
     labels: np.ndarray
     plan: SmotePlan
 
-    def summary(self) -> dict:
+    def summary(self) -> dict[str, int | bool]:
+        """The plan's counts for a card: posters in / synthetic / out, label sets (all,
+        oversampled, too rare), whether the cap applied and the memory bound in bytes."""
         return {
             "n_in": self.plan.n_in,
             "n_synthetic": self.plan.n_synthetic,

@@ -23,6 +23,8 @@ DEFAULT = BenchOptions()  # the defaults of `posterlite bench`
 _BOTH = "both"  # --browser-runtime both: every browser runtime of RUNTIMES
 
 
+# `Any`: the option values click hands `bench` (typed by each option's declaration, which
+# mypy cannot read); `BenchOptions.from_api` parses and checks them.
 def bench_options(models: tuple[str, ...], fields: Mapping[str, Any]) -> BenchOptions:
     """The `BenchOptions` of `bench`'s MODELs and options (click parameter name -> value;
     an option left out, None, keeps BenchOptions' default). Raises PosterliteError for text
@@ -170,7 +172,7 @@ def bench(
     json_out: Path | None,
     plot_out: Path | None,
     wide: bool,
-    **fields: Any,
+    **fields: Any,  # click's option values: see bench_options
 ) -> None:
     """Size, latency, memory and accuracy of MODELs (.tflite, run dirs, .keras).
 

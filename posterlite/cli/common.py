@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable
-from typing import Any
 
 import click
 
@@ -23,7 +22,7 @@ _NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())
 class ErrorGroup(click.Group):
     """A click group whose commands' errors end as one line on stderr, never a traceback."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: click.Context) -> object:
         """The invoked command's result; exits 1 for a `PosterliteError`, 2 for a usage
         error (a bare group still prints its help), 130 for Ctrl-C."""
         try:

@@ -39,7 +39,11 @@ END_TO_END = EndToEndConfig()  # the defaults of `--fine-tune all`
 # Click parameters named `e2e_<field>` are EndToEndConfig's fields.
 _E2E = "e2e_"
 
-_F = TypeVar("_F", bound=Callable[..., Any])
+_F = TypeVar("_F", bound=Callable[..., object])
+# The `Any`s below are click's: option keyword arguments forwarded to `click.option`
+# (typed `**attrs: Any` there), and the option values click hands a command (typed by each
+# option's declaration, which mypy cannot read); `TrainConfig` / `EndToEndConfig` check
+# them when built.
 
 
 def _head_option(*flags: str, field: str, **kwargs: Any) -> Callable[[_F], _F]:

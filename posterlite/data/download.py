@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from posterlite.data.layouts import CsvTable, read_csv_table
 from posterlite.data.records import MAX_POSTER_BYTES, SCAN_DECODE_SIZE, one_line, progress_bar
@@ -62,7 +62,7 @@ class DownloadResult:
     failures: list[DownloadFailure] = field(default_factory=list)
     duplicate_rows: int = 0  # later rows of an id: their URLs are tried as fallbacks
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """The counts and every failure as one JSON object (`data download --json`)."""
         return {
             "out": str(self.out),
@@ -144,8 +144,8 @@ class _Deadline:
         address: tuple[str, int],
         timeout: float,
         source_address: tuple[str, int] | None = None,
-        *args: Any,
-        **kwargs: Any,
+        *args: object,
+        **kwargs: object,
     ) -> socket.socket:
         """`socket.create_connection` whose socket the watchdog may shut down; raises
         TimeoutError once the deadline has passed, OSError as `create_connection` does."""
@@ -186,12 +186,12 @@ def _shut_down(sock: socket.socket) -> None:
 
 
 def _deadline_connections(
-    http_class: Any, deadline: _Deadline
+    http_class: Callable[..., http.client.HTTPConnection], deadline: _Deadline
 ) -> Callable[..., http.client.HTTPConnection]:
     """`http_class` (HTTP or HTTPS connection) whose sockets are opened by `deadline`."""
 
-    def build(host: str, **kwargs: Any) -> http.client.HTTPConnection:
-        connection: http.client.HTTPConnection = http_class(host, **kwargs)
+    def build(host: str, **kwargs: object) -> http.client.HTTPConnection:
+        connection = http_class(host, **kwargs)
         # http.client opens its socket through this attribute (HTTPS wraps it afterwards),
         # so every byte of the request, TLS included, is under the watchdog.
         connection._create_connection = deadline.connect  # type: ignore[attr-defined]
@@ -206,7 +206,10 @@ class _DeadlineHTTPHandler(urllib.request.HTTPHandler):
         self.deadline = deadline
 
     def do_open(
-        self, http_class: Any, req: urllib.request.Request, **kwargs: Any
+        self,
+        http_class: Callable[..., http.client.HTTPConnection],
+        req: urllib.request.Request,
+        **kwargs: object,
     ) -> http.client.HTTPResponse:
         """urllib's response, its connection opened under the deadline; raises as urllib does."""
         return super().do_open(_deadline_connections(http_class, self.deadline), req, **kwargs)
@@ -218,7 +221,10 @@ class _DeadlineHTTPSHandler(urllib.request.HTTPSHandler):
         self.deadline = deadline
 
     def do_open(
-        self, http_class: Any, req: urllib.request.Request, **kwargs: Any
+        self,
+        http_class: Callable[..., http.client.HTTPConnection],
+        req: urllib.request.Request,
+        **kwargs: object,
     ) -> http.client.HTTPResponse:
         """urllib's response, its connection opened under the deadline; raises as urllib does."""
         return super().do_open(_deadline_connections(http_class, self.deadline), req, **kwargs)
@@ -235,8 +241,9 @@ class _WebOnlyRedirects(urllib.request.HTTPRedirectHandler):
         code: int,
         msg: str,
         headers: http.client.HTTPMessage,
-    ) -> Any:
-        """urllib's redirect, followed only to http(s); raises `_FetchError` otherwise."""
+    ) -> object:
+        """urllib's redirect, followed only to http(s): returns the response of the new
+        request (None: not redirected); raises `_FetchError` otherwise."""
         location = headers.get("location") or headers.get("uri") or ""
         _check_redirect(urllib.parse.urljoin(req.full_url, location.strip()), code, fp)
         return super().http_error_302(req, fp, code, msg, headers)

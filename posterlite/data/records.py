@@ -15,7 +15,7 @@ from collections import Counter
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from posterlite.genres import GenreScheme, genres_without_posters, no_posters_warning
 from posterlite.safetext import display
@@ -85,7 +85,7 @@ class ScanResult:
         missing = self.genres_without_posters()
         return [no_posters_warning(missing, f"in {self.root}")] if missing else []
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """Every figure and every skipped item as one JSON object (`data scan --json`)."""
         return {
             "format": self.format,
@@ -124,12 +124,19 @@ def one_line(text: str, limit: int = 120) -> str:
     return escaped if len(escaped) <= limit else escaped[: limit - 3] + "..."
 
 
-def progress_bar(total: int, desc: str, enabled: bool) -> AbstractContextManager[Any]:
+class ProgressBar(Protocol):
+    """The part of a tqdm bar the data commands use (tqdm ships no type information)."""
+
+    def update(self, n: float = 1) -> object:
+        """Advance the bar by `n`."""
+
+
+def progress_bar(total: int, desc: str, enabled: bool) -> AbstractContextManager[ProgressBar]:
     """A tqdm bar on stderr counting files (a context manager; `.update(n)` advances it).
     No bar when `enabled` is False or stderr is not a terminal (CI logs, pipes)."""
     from tqdm import tqdm
 
-    bar: AbstractContextManager[Any] = tqdm(
+    bar: AbstractContextManager[ProgressBar] = tqdm(
         total=total, desc=desc, unit="file", leave=False, disable=None if enabled else True
     )
     return bar

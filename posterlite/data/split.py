@@ -23,7 +23,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from posterlite.data.records import LabeledPoster, ScanResult, SkippedItem
 from posterlite.data.scan import scan_dataset
@@ -91,7 +90,7 @@ class SplitReport:
         """The manifest's genre-gap warning lines (see `genre_gap_warnings`)."""
         return genre_gap_warnings(self.rows, self.genres, SPLITS, self.out)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, object]:
         """Every figure of the split as one JSON object (`data split --json`)."""
         return {
             "out": str(self.out),

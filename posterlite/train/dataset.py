@@ -44,6 +44,8 @@ class FeatureCall(Protocol):
 
 @dataclass
 class Split:
+    """The posters of one split: files, content keys and multi-hot labels, row-aligned."""
+
     paths: list[str]
     keys: list[str]  # sha256 of each poster file's bytes: the cache key
     labels: np.ndarray  # (n, genres) float32 multi-hot
@@ -51,6 +53,8 @@ class Split:
 
 @dataclass
 class Dataset:
+    """A manifest's splits, ready to train on (posters that cannot be decoded skipped)."""
+
     train: Split
     val: Split
     genres: tuple[str, ...]
@@ -225,6 +229,7 @@ def weights_sha256(model: keras.Model) -> str:
 
 
 def feature_store_path(cache: Path, arch: str, size: int, weights_sha: str) -> Path:
+    """The feature store of one extractor: keyed by arch, size, weights and preprocessing."""
     key = hashlib.sha256(f"{arch}|{size}|{weights_sha}|{PREPROCESS_VERSION}".encode())
     return cache / "features" / f"{arch}-{size}px-{key.hexdigest()[:20]}.npz"
 

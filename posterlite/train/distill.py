@@ -48,6 +48,8 @@ def blend_targets(labels: np.ndarray, teacher: np.ndarray, alpha: float) -> np.n
 
 @dataclass(frozen=True)
 class TeacherOutputs:
+    """The teachers' averaged probabilities on the train posters, and which models they are."""
+
     probabilities: np.ndarray  # (n, genres) float32, the teachers' mean
     model_sha256: dict[str, str]  # teacher as given -> sha256 of its model.keras
 

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict, cast
 
 from posterlite.archs import GRID_MODEL_NAMES
 from posterlite.card import CARD_NAME, MODEL_NAME, read_card, write_card
@@ -31,9 +32,34 @@ from posterlite.train.run import train_run
 MODEL_NAMES = GRID_MODEL_NAMES
 
 
+class GridRun(TypedDict):
+    """One finished grid run in `state.json` (None: a score NaN had no value)."""
+
+    name: str
+    config_key: str  # `TrainConfig.key()`: a changed config is redone
+    dir: str
+    val_map: float | None
+    val_macro_f1: float | None
+    val_micro_f1: float | None
+    paper_accuracy: float | None
+    per_genre_ap: dict[str, float | None]
+    per_genre_f1: dict[str, float | None]
+    params: int
+    wall_time_s: float
+
+
+class GridState(TypedDict):
+    """The grid's `state.json`: its runs, for one manifest."""
+
+    manifest_sha256: str
+    runs: dict[str, GridRun]  # run_id -> run
+
+
 @dataclass(frozen=True)
 class GridResult:
-    runs: dict[str, dict]  # run_id -> state entry
+    """What `run_grid` did: every run, the published best per model name and the cost."""
+
+    runs: dict[str, GridRun]  # run_id -> state entry
     best: dict[str, str]  # model name -> run_id
     wall_time_s: float
     peak_rss_mb: float
@@ -52,18 +78,18 @@ def grid_configs(base: TrainConfig, archs: Iterable[str] = ARCHS) -> list[TrainC
     return configs
 
 
-def _load_state(path: Path, manifest_sha: str) -> dict:
+def _load_state(path: Path, manifest_sha: str) -> GridState:
     if path.is_file():
         try:
             state = json.loads(path.read_text(encoding="utf-8"))
             if state.get("manifest_sha256") == manifest_sha:
-                return state
+                return cast(GridState, state)  # written by `run_grid` (json: untyped)
         except ValueError:
             pass  # a damaged state file means starting over, not crashing
     return {"manifest_sha256": manifest_sha, "runs": {}}
 
 
-def _finished(entry: dict | None, config: TrainConfig) -> bool:
+def _finished(entry: GridRun | None, config: TrainConfig) -> bool:
     return bool(
         entry
         and entry.get("config_key") == config.key()
@@ -107,20 +133,23 @@ def run_grid(
         if config.arch == "cnn" and config.smote:
             trunk = grid_dir / replace(config, smote=False).run_id / MODEL_NAME
         result = train_run(config, manifest, run_dir, ws, trunk_model=trunk)
-        state["runs"][config.run_id] = jsonable(
-            {
-                "name": config.name,
-                "config_key": config.key(),
-                "dir": str(run_dir),
-                "val_map": result.val_map,
-                "val_macro_f1": result.val_macro_f1,
-                "val_micro_f1": result.val_micro_f1,
-                "paper_accuracy": result.paper_accuracy,
-                "per_genre_ap": result.per_genre_ap,
-                "per_genre_f1": result.per_genre_f1,
-                "params": result.params,
-                "wall_time_s": result.wall_time_s,
-            }
+        state["runs"][config.run_id] = cast(  # jsonable keeps the keys: NaN -> None only
+            GridRun,
+            jsonable(
+                {
+                    "name": config.name,
+                    "config_key": config.key(),
+                    "dir": str(run_dir),
+                    "val_map": result.val_map,
+                    "val_macro_f1": result.val_macro_f1,
+                    "val_micro_f1": result.val_micro_f1,
+                    "paper_accuracy": result.paper_accuracy,
+                    "per_genre_ap": result.per_genre_ap,
+                    "per_genre_f1": result.per_genre_f1,
+                    "params": result.params,
+                    "wall_time_s": result.wall_time_s,
+                }
+            ),
         )
         write_json(state_path, state)
         redone.append(config.run_id)
@@ -135,13 +164,14 @@ def run_grid(
     )
 
 
-def _score(entry: dict) -> tuple[float, float]:
+def _score(entry: GridRun) -> tuple[float, float]:
     # Selection: validation mAP; macro F1 at 0.5 breaks ties. None (no AP) ranks last.
     return (entry.get("val_map") or -1.0, entry.get("val_macro_f1") or -1.0)
 
 
-def publish_best(state: dict, configs: list[TrainConfig], out: Path) -> dict[str, str]:
-    """Copy each model name's best finished run to `out/<name>` (swap in whole)."""
+def publish_best(state: GridState, configs: list[TrainConfig], out: Path) -> dict[str, str]:
+    """Copy each model name's best finished run to `out/<name>` (swap in whole).
+    Returns model name -> the run id published; raises OSError if a copy fails."""
     best: dict[str, str] = {}
     by_name: dict[str, list[str]] = {}
     for config in configs:

@@ -57,6 +57,8 @@ def summary(report: MultiLabelReport, tuned: MultiLabelReport) -> dict[str, JSON
 
 
 def plot_curves(history: dict[str, list[float]], path: Path, title: str) -> None:
+    """Write loss / accuracy / PR-AUC per epoch (train and val, each stage) as a PNG at
+    `path` (atomically). Returns nothing; raises OSError if `path` cannot be written."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -15,6 +15,7 @@ import numpy as np
 from posterlite.card import MODEL_NAME, ModelCard, write_card
 from posterlite.errors import PosterliteError
 from posterlite.fileio import (
+    JSONValue,
     atomic_path,
     atomic_write_text,
     jsonable,
@@ -152,7 +153,9 @@ def train_run(
     )
 
 
-def score_test(model_dir: Path, manifest: Path | None = None, ws: Workspace | None = None) -> dict:
+def score_test(
+    model_dir: Path, manifest: Path | None = None, ws: Workspace | None = None
+) -> dict[str, JSONValue]:
     """Score a finished model ONCE on the manifest's test split; write it beside the model.
 
     Called per shipped model after every choice is made on validation (nothing reads this to
@@ -202,7 +205,9 @@ def score_test(model_dir: Path, manifest: Path | None = None, ws: Workspace | No
     return entry
 
 
-def rescore_validation(model_dir: Path, manifest: Path, ws: Workspace | None = None) -> dict:
+def rescore_validation(
+    model_dir: Path, manifest: Path, ws: Workspace | None = None
+) -> dict[str, JSONValue]:
     """Re-score a model trained on another manifest on THIS manifest's validation split.
 
     For models kept (not retrained) after the split changed: thresholds are re-tuned on the
