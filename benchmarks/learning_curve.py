@@ -158,7 +158,7 @@ def build_manifests(base: Path, extra: Path | None, sizes: list[str], folder: Pa
     for size, got in written.items():
         if sorted(map(key, (r for r in got if r.split != "train"))) != sorted(map(key, held)):
             raise SystemExit(f"error: {size}.csv: val/test rows differ from {base}")
-    numeric = sorted((int(s) for s in sizes if s != EXTRA))
+    numeric = sorted(int(s) for s in sizes if s != EXTRA)
     for small, large in zip(numeric, numeric[1:], strict=False):
         a = {film_of(r) for r in written[str(small)] if r.split == "train"}
         b = {film_of(r) for r in written[str(large)] if r.split == "train"}
@@ -423,7 +423,8 @@ def plot(payload: dict, out: Path) -> None:
         curve = [(g[0]["train_posters"], mean([r[key] for r in g])) for s, g in groups.items()]
         curve = [p for s, p in zip(groups, curve, strict=True) if s != EXTRA]
         if curve:
-            ax.plot(*zip(*curve), "-", color=colour, label=f"{split} (mean over seeds)")
+            xs, ys = [p[0] for p in curve], [p[1] for p in curve]
+            ax.plot(xs, ys, "-", color=colour, label=f"{split} (mean over seeds)")
         for size, rows in groups.items():
             for r in rows:
                 ax.plot(
