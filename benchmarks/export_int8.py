@@ -35,6 +35,7 @@ from pathlib import Path
 from posterlite import bench
 from posterlite.benchdata import KerasReference, LabelledSet, preprocess_version
 from posterlite.convert import DEFAULT_MAX_DROP, REPO_CALIBRATION, image_files
+from posterlite.ensemble import is_ensemble, materialize
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, atomic_write_text, jsonable, sha256_file
 
@@ -114,7 +115,7 @@ def export_one(run: Path, posters: LabelledSet, calibration: str, args: argparse
     run); returns a one-line summary."""
     from posterlite.convert import convert_model
 
-    keras_path = run / "model.keras"
+    keras_path = materialize(run) if is_ensemble(run) else run / "model.keras"
     if not keras_path.is_file():
         raise PosterliteError(f"{run}: no model.keras")
     keras_sha = sha256_file(keras_path)

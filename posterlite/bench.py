@@ -62,6 +62,7 @@ from posterlite.benchdata import (
     load_labelled_set,
     preprocess_version,
 )
+from posterlite.ensemble import is_ensemble, materialize
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_path, atomic_write_text, jsonable, library_versions
 from posterlite.genres import default_scheme
@@ -180,6 +181,8 @@ def _run_name(source: Path) -> str:
 
 def _keras_file(source: Path) -> Path:
     path = source / "model.keras" if source.is_dir() else source
+    if source.is_dir() and is_ensemble(source):
+        path = materialize(source)  # an ensemble's model.keras is rebuilt, not committed
     if not path.is_file():
         raise PosterliteError(f"{source}: no model.keras in this run folder")
     return path

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from posterlite.card import CARD_NAME, MODEL_NAME, ModelCard, read_card
+from posterlite.ensemble import is_ensemble, materialize
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, atomic_write_text
 from posterlite.genres import GenreScheme, default_scheme
@@ -121,6 +122,8 @@ def resolve_model(model: Path) -> SourceModel:
     """A run dir or its `model.keras`; the card beside it names genres, size and thresholds."""
     model = Path(model)
     keras_path = model / MODEL_NAME if model.is_dir() else model
+    if model.is_dir() and is_ensemble(model):
+        keras_path = materialize(model)  # not committed: rebuilt from the members
     if not keras_path.is_file():
         raise PosterliteError(f"no Keras model at {keras_path}")
     if not zipfile.is_zipfile(keras_path):
