@@ -100,15 +100,16 @@ def score_candidates(
     input_size: int,
 ) -> tuple[list[Candidate], dict[str, float]]:
     """Validation mAP of each combination (indices into `members`) of averaged scores, and
-    of each member alone (at `input_size`, as in the ensemble)."""
+    of each member the combinations use, alone (at `input_size`, as in the ensemble)."""
     from posterlite.metrics import evaluate
 
-    scores = [member_scores(ws, data.val, m, input_size) for m in members]
+    used = sorted({i for combo in combos for i in combo})
+    scores = {i: member_scores(ws, data.val, members[i], input_size) for i in used}
 
     def val_map(p: np.ndarray) -> float:
         return evaluate(data.val.labels, p, data.genres).mean_average_precision
 
-    singles = {Path(m).name: val_map(s) for m, s in zip(members, scores, strict=True)}
+    singles = {Path(members[i]).name: val_map(s) for i, s in scores.items()}
     candidates = [
         Candidate(
             tuple(Path(members[i]).name for i in combo),
