@@ -92,19 +92,50 @@ def member_scores(ws: Workspace, split: Split, member: Path, input_size: int) ->
     return scores
 
 
+def int8_member_scores(ws: Workspace, split: Split, member: Path, input_size: int) -> np.ndarray:
+    """A member's shipped int8 file (`model.int8.tflite`, LiteRT) on `split`, posters
+    decoded at the member's own size: for a member at `input_size` exactly what it computes
+    inside the int8 ensemble (up to the final average's rounding); for a smaller member an
+    approximation (the ensemble resizes a decoded poster instead). Cached like
+    `member_scores`."""
+    from posterlite.runtime import PosterModel
+    from posterlite.train.dataset import cached_pixels
+
+    tflite = Path(member) / "model.int8.tflite"
+    if not tflite.is_file():
+        raise PosterliteError(f"{member}: no model.int8.tflite (benchmarks/export_int8.py)")
+    size = int(read_card(member).input_size)
+    key = hashlib.sha256(
+        f"{sha256_file(tflite)}|{size}|{PREPROCESS_VERSION}|".encode()
+        + "\n".join(split.keys).encode()
+    ).hexdigest()[:20]
+    path = ws.cache / "ensemble_scores" / f"{Path(member).name}-int8-{size}px-{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    scores = PosterModel.load(tflite).predict_pixels(cached_pixels(split, size, ws.cache))
+    scores = np.asarray(scores, dtype=np.float64)
+    with atomic_path(path) as tmp:
+        with tmp.open("wb") as handle:
+            np.save(handle, scores)
+    return scores
+
+
 def score_candidates(
     ws: Workspace,
     data: Dataset,
     members: Sequence[Path],
     combos: Sequence[Sequence[int]],
     input_size: int,
+    int8: bool = False,
 ) -> tuple[list[Candidate], dict[str, float]]:
     """Validation mAP of each combination (indices into `members`) of averaged scores, and
-    of each member the combinations use, alone (at `input_size`, as in the ensemble)."""
+    of each member the combinations use, alone (at `input_size`, as in the ensemble).
+    `int8`: the members' shipped int8 files' scores instead of their Keras models'."""
     from posterlite.metrics import evaluate
 
     used = sorted({i for combo in combos for i in combo})
-    scores = {i: member_scores(ws, data.val, members[i], input_size) for i in used}
+    score = int8_member_scores if int8 else member_scores
+    scores = {i: score(ws, data.val, members[i], input_size) for i in used}
 
     def val_map(p: np.ndarray) -> float:
         return evaluate(data.val.labels, p, data.genres).mean_average_precision
