@@ -80,6 +80,7 @@ SHIPPED_MODELS: tuple[str, ...] = (
     "mobilenet_v2_smote",
     # the fine-tuned mobilenet_v2 exported at 160 px: the fast point of the frontier
     "mobilenet_v2_160",
+    "ensemble_v1smote_v2",  # accuracy-first: V1_smote + V2 averaged in one file (~2.2x V2)
 )
 REPO = Path(__file__).resolve().parents[1]
 MODELS_DIR = REPO / "models"
