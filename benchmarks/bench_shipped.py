@@ -89,6 +89,14 @@ def ratio_lines(report: BenchReport) -> list[str]:
             f"- {ANCHOR_MODEL} int8 p50 / Google's int8 MobileNetV2: not measured "
             "(no reference rows: ../shared/pretrained absent, or no int8 row)"
         )
+    ensemble = next(
+        (r for r in report.ratios if r.threads == 1 and r.name.startswith("ensemble")), None
+    )
+    if ensemble is not None and ensemble.goal is not None:
+        lines.append(
+            f"- {ensemble.name} int8 p50 = {ensemble.value:.3f} (median of per-round ratios; "
+            f"target <= {ensemble.goal:.1f}: {rio.verdict(ensemble.met)})"
+        )
     return lines
 
 

@@ -44,6 +44,7 @@ from posterlite.convert_report import (
     quality,
     write_report,
 )
+from posterlite.ensemble import is_ensemble, materialize
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, check_writable_folder
 from posterlite.formats import FLOAT_FORMAT, FORMAT_NAMES, TFLITE_SUFFIX, format_spec
@@ -106,6 +107,8 @@ def resolve_model(model: Path) -> SourceModel:
     Returns the source; raises PosterliteError when there is no Keras (zip) file."""
     model = Path(model)
     keras_path = model / MODEL_NAME if model.is_dir() else model
+    if model.is_dir() and is_ensemble(model):
+        keras_path = materialize(model)  # not committed: rebuilt from the members
     if not keras_path.is_file():
         raise PosterliteError(f"no Keras model at {keras_path}")
     if not zipfile.is_zipfile(keras_path):

@@ -28,7 +28,9 @@ RENDERERS = {
     "calibration_size": "calibration_size",
     "convert_formats": "convert_formats",
     "data_scan": "data_scan",
+    "ensemble_candidates": "ensemble_candidates",
     "finetune_ablation": "finetune_ablation",
+    "learning_curve": "learning_curve",
     "linear_probe": "linear_probe",
     "make_sample": "make_sample",
     "predict_throughput": "predict_throughput",
@@ -428,3 +430,33 @@ def test_finetune_ablation_best_follows_the_data(tmp_path):
         payload["full_runs"][-1]["best_val_map"] = 0.98
         text = render_into(tmp_path, "finetune_ablation", payload)
         assert f"Best full run on validation: {payload['full_runs'][-1]['label']} (0.9800)" in text
+
+
+# ------------------------------------------------------------------ learning curve
+def test_learning_curve_subsets_nest_by_film_and_keep_val_test(tmp_path):
+    from posterlite.manifest import ManifestRow, read_manifest, write_manifest
+
+    lc = importlib.import_module("learning_curve")
+    rows = [
+        ManifestRow(str(tmp_path / f"p{i}.jpg"), ("Drama",), "train", "x", f"f{i // 2}")
+        for i in range(40)  # two posters per film
+    ] + [ManifestRow(str(tmp_path / f"v{i}.jpg"), ("Comedy",), s, "x", f"v{i}")
+         for i, s in enumerate(["val"] * 5 + ["test"] * 5)]  # fmt: skip
+    base = tmp_path / "manifest.csv"
+    write_manifest(rows, base)
+    out = lc.build_manifests(base, None, ["25", "50", "100"], tmp_path / "m")
+    films = {}
+    for size in ("25", "50", "100"):
+        got = read_manifest(tmp_path / "m" / f"{size}.csv")
+        train = [r for r in got if r.split == "train"]
+        films[size] = {r.film_id for r in train}
+        assert len(train) == 2 * len(films[size])  # whole films, never half of one
+        held = sorted((Path(r.path).name, r.split) for r in got if r.split != "train")
+        assert held == sorted((Path(r.path).name, r.split) for r in rows if r.split != "train")
+        assert out["sizes"][size]["train_films"] == len(films[size])
+    assert [len(films[s]) for s in ("25", "50", "100")] == [5, 10, 20]
+    assert films["25"] < films["50"] < films["100"]
+    with pytest.raises(SystemExit, match="needs --extra DIR"):
+        lc.build_manifests(base, None, ["extra"], tmp_path / "m")
+    with pytest.raises(SystemExit, match="extract.py"):
+        lc.build_manifests(base, tmp_path / "missing", ["extra"], tmp_path / "m")

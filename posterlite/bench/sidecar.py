@@ -31,6 +31,7 @@ from posterlite.bench.labelled import (
 )
 from posterlite.bench.paths import REPO, display_path
 from posterlite.bench.records import KerasReference, as_object
+from posterlite.ensemble import is_ensemble, materialize
 from posterlite.errors import PosterliteError
 from posterlite.fileio import atomic_write_bytes, atomic_write_text, jsonable, sha256_file
 from posterlite.formats import SHIPPED_FORMAT, format_spec
@@ -189,7 +190,7 @@ def export_int8(
     from posterlite.convert import convert_model
     from posterlite.fileio import library_versions
 
-    keras_path = run / "model.keras"
+    keras_path = materialize(run) if is_ensemble(run) else run / "model.keras"
     if not keras_path.is_file():
         raise PosterliteError(f"{run}: no model.keras")
     keras_sha = sha256_file(keras_path)

@@ -389,3 +389,25 @@ def train_export_size(source: Path, size: int, out: Path) -> None:
     click.echo(
         f"{out}: {size} px, val mAP {summary['mAP']:.4f}, macro F1@0.5 {summary['macro_f1']:.4f}"
     )
+
+
+@train.command("ensemble")
+@click.argument(
+    "members", nargs=-1, required=True, type=click.Path(file_okay=False, path_type=Path)
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder of the ensemble (ensemble.json, card.json, reports; model.keras rebuilt).",
+)
+@click.option("--name", default=None, help="Model name in the card and metadata (default: OUT's).")
+def train_ensemble(members: tuple[Path, ...], out: Path, name: str | None) -> None:
+    """One model averaging the sigmoid scores of trained MEMBERS (model folders, two or
+    more) fed the same poster; smaller members get a resize inside the graph. Thresholds
+    are tuned on validation for the ensemble's own scores. model.keras is rebuilt from the
+    members (recorded with their sha256 in ensemble.json), so it need not be committed."""
+    from posterlite.train.ensemble import train_ensemble as build
+
+    summary = build(list(members), out, name or out.resolve().name)
+    click.echo(f"{out}: val mAP {summary['mAP']:.4f}, macro F1@0.5 {summary['macro_f1']:.4f}")
