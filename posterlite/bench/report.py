@@ -399,8 +399,9 @@ def _instructions_panel(ax: Any, rows: Sequence[BenchRow]) -> None:
         y = [r.accuracy.mean_average_precision for r in chosen if r.accuracy is not None]
         ax.scatter(x, y, marker=markers[number % len(markers)], s=40, alpha=0.8, label=cpu)
         for row, xi, yi in zip(chosen, x, y, strict=True):
-            ax.annotate(f"{row.label} ({cpu})", (xi, yi), fontsize=6, xytext=(3, 3),
-                        textcoords="offset points")  # fmt: skip
+            if number == 0:  # a model's points share its mAP when outputs agree: name it once
+                ax.annotate(row.label, (xi, yi), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points")  # fmt: skip
     ax.set_xscale("log")
     ax.set_xlabel("guest instructions per inference, millions (LiteRT aarch64 under QEMU; "
                   "not a latency)")  # fmt: skip
