@@ -84,6 +84,8 @@ FORMAT_CHOICES: tuple[str, ...] = (*FORMAT_NAMES, ALL)
 SHIPPED_FORMAT: FormatName = "int8"
 # The float file every size ratio is against (a conversion writes it first).
 FLOAT_FORMAT: FormatName = "fp32"
+# The float files the shipped int8 file is weighed against (its cost ratios).
+FLOAT_FORMATS: tuple[FormatName, ...] = ("fp32", "fp16")
 # `--format` help: each format and what it is.
 FORMATS_HELP = "; ".join(f"{spec.name}: {spec.description}" for spec in FORMAT_SPECS)
 

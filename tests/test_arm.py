@@ -1,4 +1,5 @@
-"""posterlite.arm: LiteRT's ARM64 build under QEMU user mode.
+"""posterlite.arm: LiteRT's ARM64 build under QEMU user mode, and `posterlite bench --target
+arm64` (posterlite.bench.targets.arm64) on a tiny model.
 
 Pure parts (profiles, the QEMU-version rule, kernel names, apt sources, parity) run
 everywhere; runs through the emulator need `make arm-tools` and skip with its reason."""
@@ -10,13 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from conftest import REPO, make_poster
-from tiny_models import session_tiny_run
+from tiny_models import SAMPLE_LABELS, session_tiny_run, write_sample
 
+import posterlite
 from posterlite.arm import build, kernels, profiles, symbols, tools
 from posterlite.arm.compare import compare_outputs, profile_results, run_profiles, same_counts
 from posterlite.arm.profiles import get_profile, parse_profiles, qemu_problem
 from posterlite.arm.run import ArmRun, host_processors, run_arm
+from posterlite.bench import BenchReport
+from posterlite.cli import main
 from posterlite.errors import PosterliteError
 from posterlite.preprocess import load_poster
 from posterlite.runtime import PosterModel
@@ -148,6 +153,22 @@ def test_private_apt_configuration_stays_in_its_folder(tmp_path: Path) -> None:
 )  # fmt: skip
 def test_kernel_family_comes_from_the_isa_suffix(symbol: str, family: str) -> None:
     assert kernels.kernel_family(symbol) == family
+
+
+def test_expected_family_follows_the_kernels_kind_int8_or_float() -> None:
+    """Float models run XNNPACK's FMA kernels on every class below SME: not a surprise."""
+    integer = kernels.KernelCount("l", "xnn_qs8_qc8w_gemm_minmax_fp32_ukernel_4x16c8__neoni8mm", 1)
+    float_ = kernels.KernelCount(
+        "l", "xnn_f32_gemm_minmax_ukernel_6x8__asm_aarch64_neonfma_ld128", 1
+    )
+    sme_int8 = kernels.KernelCount(
+        "l", "kai_kernel_matmul_clamp_qai8_qai8p2vlx4_qsi8cxp_sme_mopa", 1
+    )
+    assert integer.integer and sme_int8.integer and not float_.integer
+    a710 = get_profile("a710")
+    assert a710.expected(True) == "i8mm" == integer.family
+    assert a710.expected(False) == "neonfma" == float_.family
+    assert get_profile("sme").expected(False) == "sme"
 
 
 def test_matmul_kernel_is_the_busiest_gemm_not_packing_or_depthwise() -> None:
@@ -328,3 +349,96 @@ def test_run_profiles_refuses_a_known_bad_profile_before_running_any(
     with pytest.raises(PosterliteError, match="ARM CPU sme on QEMU"):
         run_profiles(path, inputs, parse_profiles("a76,sme"), tools=found, progress=progress.append)
     assert progress == []  # nothing was started
+
+
+# ------------------------------------------------------------------------ through posterlite bench
+ARM_BENCH_OPTIONS = {"runs": 2, "warmup": 0, "rounds": 1, "references": False}
+
+
+@pytest.fixture(scope="module")
+def arm_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_sample(tmp_path_factory.mktemp("arm-sample") / "sample")
+
+
+@pytest.fixture(scope="module")
+def api_report(tmp_path_factory: pytest.TempPathFactory, arm_sample: Path) -> BenchReport:
+    """`posterlite.bench(tiny int8, target="arm64", arm_cpu="a76")` on the 8-poster sample."""
+    if TOOLS_MISSING is not None:
+        pytest.skip(TOOLS_MISSING)
+    tiny = session_tiny_run(tmp_path_factory)
+    return posterlite.bench([tiny["int8"]], target="arm64", arm_cpu="a76", data=arm_sample,
+                            **ARM_BENCH_OPTIONS)  # fmt: skip
+
+
+@needs_tools
+def test_bench_arm64_row_is_identical_to_the_host_and_counted(api_report: BenchReport) -> None:
+    host, arm = api_report.rows
+    assert (host.target, arm.target) == ("cpu", "arm64") and api_report.target == "arm64"
+    assert arm.label == host.label == "tiny/int8" and arm.latency is None  # no emulated latency
+    figures = arm.arm
+    assert figures is not None and figures.cpu == "a76"
+    assert (figures.identical, figures.posters) == (len(SAMPLE_LABELS), len(SAMPLE_LABELS))
+    assert (
+        figures.max_abs_diff == 0 and figures.changed_sets == 0 and figures.output_dtype == "uint8"
+    )
+    # Identical outputs: the ARM row's accuracy is the host row's, figure for figure.
+    assert arm.accuracy == host.accuracy and arm.accuracy is not None
+    assert 20_000 < figures.instructions_min <= figures.instructions_median
+    assert figures.instructions_max < 5_000_000
+    assert figures.repeat_same and len(figures.repeat_instructions) > 1
+    assert figures.kernel_family == "neondot" and figures.family_as_expected
+    assert api_report.settings.arm_cpu == ("a76",) and api_report.settings.limit == 50
+    table = posterlite.bench.summary_table(api_report)
+    assert (
+        f"| tiny | int8 | a76 | 8/8 | 0 | 0 | {host.accuracy.mean_average_precision:.4f} |" in table
+    )
+    assert "not a phone's latency" in table
+
+
+@needs_tools
+def test_bench_arm64_report_round_trips_through_json(api_report: BenchReport) -> None:
+    again = BenchReport.from_json(api_report.to_json())
+    assert again.rows == api_report.rows and again.ratios == api_report.ratios
+    assert again.settings == api_report.settings and again.target == "arm64"
+    assert again.to_json() == api_report.to_json()
+
+
+@needs_tools
+def test_bench_arm64_cli_prints_the_rows_and_repeats_the_apis_counts(
+    tmp_path_factory: pytest.TempPathFactory,
+    arm_sample: Path,
+    api_report: BenchReport,
+    tmp_path: Path,
+) -> None:
+    """The CLI's run is a new pair of emulator processes: the same instructions per
+    inference, poster for poster, as the API's run."""
+    tiny = session_tiny_run(tmp_path_factory)
+    out = tmp_path / "bench.json"
+    result = CliRunner().invoke(main, [
+        "bench", str(tiny["int8"]), "--target", "arm64", "--arm-cpu", "a76", "--data",
+        str(arm_sample), "--runs", "2", "--warmup", "0", "--rounds", "1", "--no-references",
+        "--json", str(out), "--plot", str(tmp_path / "bench.png"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "| tiny | int8 | a76 | 8/8 | 0 | 0 |" in result.stdout
+    assert (tmp_path / "bench.png").stat().st_size > 0
+    cli_arm = BenchReport.from_json(out.read_text()).rows[1].arm
+    api_arm = api_report.rows[1].arm
+    assert cli_arm is not None and api_arm is not None
+    assert cli_arm.instructions_median == api_arm.instructions_median
+    assert cli_arm.first_instructions == api_arm.first_instructions
+    assert cli_arm.top_kernels == api_arm.top_kernels
+
+
+def test_bench_arm64_without_tools_is_one_line_naming_make_arm_tools(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Refused before anything is measured: the (missing) model is never looked at."""
+    monkeypatch.setenv(tools.TOOLS_ENV, str(tmp_path / "no-tools"))
+    result = CliRunner().invoke(main, ["bench", "missing.tflite", "--target", "arm64"])
+    assert result.exit_code == 1
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("error: ") and line.endswith("run `make arm-tools`")
+    with pytest.raises(tools.ArmToolsMissing) as refused:
+        posterlite.bench(["missing.tflite"], target="arm64")
+    assert f"error: {refused.value}" == line

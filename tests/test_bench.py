@@ -8,7 +8,6 @@ is the `slow` test at the end).
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import json
 import os
@@ -21,9 +20,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_poster
+from tiny_models import SAMPLE_LABELS, write_sample
 
 from posterlite import bench
 from posterlite.bench import BenchRow, LatencyStats, paths
+from posterlite.bench.records import DataRecord, RunSettings
 from posterlite.bench.sidecar import file_digest
 from posterlite.card import ModelCard, write_card
 from posterlite.cli import main
@@ -31,31 +32,6 @@ from posterlite.errors import PosterliteError
 from posterlite.genres import DEFAULT_GENRES
 
 TINY_SIZE = 32
-# (raw genres per poster) -> the sample's multi-hot columns; Horror maps to Other.
-SAMPLE_LABELS = [
-    ("Action",),
-    ("Drama", "Romance"),
-    ("Comedy",),
-    ("Crime", "Drama"),
-    ("Horror",),
-    ("Action", "Comedy"),
-    ("Romance",),
-    ("Drama",),
-]
-COLUMNS = ("Action", "Drama", "Comedy", "Crime", "Romance", "Horror")
-
-
-def write_sample(root: Path) -> Path:
-    """A labelled set in the multi-hot layout (`labels.csv` + `Images/<Id>.jpg`)."""
-    root.mkdir(parents=True, exist_ok=True)
-    with (root / "labels.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["Id", "Genre", *COLUMNS])
-        for index, genres in enumerate(SAMPLE_LABELS):
-            film = f"tt{index + 1:07d}"
-            make_poster(root / "Images" / f"{film}.jpg", seed=index, size=(40, 60))
-            writer.writerow([film, str(list(genres)), *(int(c in genres) for c in COLUMNS)])
-    return root
 
 
 def build_tiny_run(folder: Path) -> Path:
@@ -177,6 +153,71 @@ def test_ratios_anchor_and_int8_over_fp32_from_the_same_rounds() -> None:
     assert ratios["int8 / fp32"].per_round == pytest.approx((0.5, 0.55, 0.5))
     assert "CPU" in ratios["int8 / fp32"].note
     assert len(bench.compute_ratios(rows[3:])) == 0  # nothing to compare cnn with
+
+
+def _arm_row(model: str, fmt: str, kind: str, path: str, cpu: str, millions: float,
+             size: int = 224, identical: int = 8) -> BenchRow:  # fmt: skip
+    count = int(millions * 1e6)
+    figures = bench.ArmFigures(
+        cpu=cpu, cpu_title=cpu, qemu_cpu=cpu, qemu_version="7.2.22", litert_version="2.3.0",
+        posters=8, identical=identical, max_abs_diff=0.0 if identical == 8 else 3.0,
+        output_dtype="uint8", changed_sets=0 if kind != "reference" else None,
+        changed_sets_tuned=0 if kind != "reference" else None, instructions_median=count,
+        instructions_min=count, instructions_max=count, warmup_instructions=2 * count,
+        startup_instructions=300_000_000, first_instructions=(count, count),
+        repeat_instructions=(count, count), repeat_outputs_identical=True,
+        kernel_family="neondot", expected_family="neondot", matmul_kernel="xnn_qs8_gemm__neondot",
+        top_kernels=(), xnnpack=True, emulation_wall_s=9.0, emulation_cpu_s=8.0,
+    )  # fmt: skip
+    return BenchRow(model, fmt, kind, path, "arm64", 1, 1000, input_size=size, arm=figures)
+
+
+def test_arm_rows_get_instruction_ratios_per_cpu_class_beside_the_hosts() -> None:
+    """The same pairs as the host's p50 ratios (anchor, int8 / fp32, int8 / fp16,
+    160 px / 224 px), per ARM class, as guest instructions; never across classes."""
+    google = f"x/{bench.ANCHOR_REFERENCE}"
+    rows = [
+        _timed_row("mobilenet_v2", "int8", "posterlite", "m.int8.tflite", [4.0, 4.0, 4.0]),
+        _timed_row("mobilenet_v2", "fp16", "posterlite", "m.fp16.tflite", [8.0, 8.0, 8.0]),
+    ]
+    rows[0].input_size = rows[1].input_size = 224
+    for cpu, scale in (("a53", 2.6), ("a76", 1.0)):
+        rows += [
+            _arm_row("mobilenet_v2", "int8", "posterlite", "m.int8.tflite", cpu, 49.5 * scale),
+            _arm_row("mobilenet_v2", "fp32", "posterlite", "m.fp32.tflite", cpu, 120.0 * scale),
+            _arm_row("mobilenet_v2", "fp16", "posterlite", "m.fp16.tflite", cpu, 121.0 * scale),
+            _arm_row("mobilenet_v2_160", "int8", "posterlite", "s.int8.tflite", cpu, 25.5 * scale,
+                     size=160),
+            _arm_row("google", "int8-ptq", "reference", google, cpu, 49.6 * scale, identical=7),
+        ]  # fmt: skip
+    ratios = bench.compute_ratios(rows)
+    host = [r for r in ratios if r.basis == "p50"]
+    assert [(r.name, r.value) for r in host] == [("int8 / fp16", pytest.approx(0.5))]
+    arm = {(r.cpu, r.name.split(":")[0]): r for r in ratios if r.basis == "instructions"}
+    assert sorted(arm) == [(cpu, name) for cpu in ("a53", "a76") for name in
+                           ("160 px / 224 px", "anchor", "int8 / fp16", "int8 / fp32")]  # fmt: skip
+    assert arm[("a76", "anchor")].value == pytest.approx(49.5 / 49.6)
+    assert arm[("a53", "anchor")].value == pytest.approx(49.5 / 49.6)  # the class's own counts
+    assert arm[("a76", "anchor")].met is True and arm[("a76", "anchor")].per_round == ()
+    assert arm[("a76", "160 px / 224 px")].numerator == "mobilenet_v2_160/int8"
+    assert arm[("a76", "int8 / fp32")].value == pytest.approx(49.5 / 120.0)
+    again = [bench.Ratio.from_json(json.loads(json.dumps(r.__dict__))) for r in ratios]
+    assert again == ratios
+    settings = RunSettings((), ("int8",), (1,), runs=1, warmup=0, rounds=3, threshold=0.5,
+                           references=True, arm_cpu=("a53", "a76"))  # fmt: skip
+    report = bench.BenchReport(rows, "arm64", settings, bench.Environment.from_json({}),
+                               DataRecord(None, 0), ratios)  # fmt: skip
+    table = bench.summary_table(report)
+    assert (
+        "| mobilenet_v2 | int8 | a76 | 8/8 | 0 | 0 | - | - | 49.50 | same | neondot | 0.998x |"
+        in table
+    )
+    assert "| google (ImageNet) | int8-ptq | a53 | 7/8 | 3 | - |" in table
+    assert (
+        "anchor: our int8 MobileNetV2 / Google's int8 MobileNetV2, ARM a76, guest instructions"
+        in table
+    )
+    assert "| mobilenet_v2 | int8 | 4.00 |" not in table.split("ARM64")[1]  # host rows above
 
 
 def test_browser_ratio_is_to_native_litert_at_the_rows_own_thread_count() -> None:

@@ -1,5 +1,6 @@
 """posterlite.bench.options and the targets' option rules: the CLI and `posterlite.bench(...)`
-refuse the same combinations, with the same one-line message, before anything runs.
+refuse the same combinations, with the same one-line message, before anything runs (the
+arm64 target's classes too: unknown names, and SME on a QEMU known to compute it wrongly).
 
 Each case runs through both: `posterlite bench missing.tflite <args>` (one `error:` line,
 exit status 1) and `posterlite.bench(["missing.tflite"], **kwargs)` (PosterliteError). The
@@ -15,8 +16,10 @@ import pytest
 from click.testing import CliRunner
 
 import posterlite
+from posterlite.arm.profiles import get_profile, qemu_problem
+from posterlite.arm.tools import find_qemu, qemu_version
 from posterlite.bench import BenchOptions, check_options
-from posterlite.bench.options import APP_RUNTIMES, TARGET_CHOICES
+from posterlite.bench.options import APP_RUNTIMES, ARM_DEFAULT_POSTERS, TARGET_CHOICES
 from posterlite.cli import main
 from posterlite.errors import PosterliteError
 
@@ -54,6 +57,16 @@ REFUSALS = [
      "--cpu-throttle rates must be >= 1 (got '0')"),
     (["--formats", "int4"], {"formats": "int4"},
      "unknown format(s) ['int4']: choose from fp32, fp16, dynamic, int8 or all"),
+    (["--arm-cpu", "a53"], {"arm_cpu": "a53"}, "--arm-cpu needs --target arm64"),
+    (["--target", "browser", "--arm-cpu", "a76"], {"target": "browser", "arm_cpu": ("a76",)},
+     "--arm-cpu needs --target arm64"),
+    (["--target", "arm64", "--arm-cpu", "a53,a77"], {"target": "arm64", "arm_cpu": "a53,a77"},
+     "unknown ARM CPU 'a77': choose from a53, a76, a710, sme"),
+    (["--target", "arm64", "--arm-cpu", "a53,,a76"], {"target": "arm64", "arm_cpu": "a53,,a76"},
+     "--arm-cpu takes names separated by commas, like a53,a76 (got 'a53,,a76')"),
+    (["--target", "arm64", "--runtime", "mediapipe"], {"target": "arm64", "app_runtime": "mediapipe"},
+     "--runtime mediapipe needs --target cpu"),
+    (["--limit", "0"], {"limit": 0}, "--limit must be >= 1 (got 0)"),
 ]  # fmt: skip
 
 
@@ -65,6 +78,32 @@ def test_cli_and_api_refuse_the_same_options(args, kwargs, message) -> None:
     with pytest.raises(PosterliteError) as refused:
         posterlite.bench([MISSING], **kwargs)
     assert str(refused.value) == message
+
+
+def test_sme_on_a_qemu_known_to_compute_it_wrongly_is_refused_by_both() -> None:
+    """QEMU 7.2 computes XNNPACK's int8 SME kernels wrongly: `--arm-cpu sme` is refused
+    there, naming the fault, before the tools or the model are looked at."""
+    qemu = find_qemu()
+    if qemu is None:
+        pytest.skip("no qemu-aarch64: the refusal needs the QEMU's version")
+    version, text = qemu_version(qemu)
+    message = qemu_problem(get_profile("sme"), version)
+    if message is None:
+        pytest.skip(f"QEMU {text} runs SME correctly")
+    assert "known bad" in message or "not verified" in message
+    test_cli_and_api_refuse_the_same_options(
+        ["--target", "arm64", "--arm-cpu", "a76,sme"], {"target": "arm64", "arm_cpu": "a76,sme"},
+        message,
+    )  # fmt: skip
+
+
+def test_arm64_scores_50_posters_unless_limit_says_otherwise() -> None:
+    assert BenchOptions(target="arm64").poster_limit == ARM_DEFAULT_POSTERS == 50
+    assert BenchOptions(target="arm64", limit=200).poster_limit == 200
+    assert BenchOptions().poster_limit is None and BenchOptions(limit=7).poster_limit == 7
+    options = BenchOptions.from_api([MISSING], target="arm64", arm_cpu="a53, a710")
+    assert options.arm_cpu == ("a53", "a710")
+    check_options(options)  # valid classes: nothing refused
 
 
 def test_accepted_options_reach_the_models() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,33 @@ from posterlite.manifest import ManifestRow, write_manifest
 
 SIZE = 32
 THRESHOLDS = [0.3, 0.4, 0.5, 0.5, 0.6, 0.45]
+
+
+# (raw genres per poster) -> the sample's multi-hot columns; Horror maps to Other.
+SAMPLE_LABELS = [
+    ("Action",),
+    ("Drama", "Romance"),
+    ("Comedy",),
+    ("Crime", "Drama"),
+    ("Horror",),
+    ("Action", "Comedy"),
+    ("Romance",),
+    ("Drama",),
+]
+SAMPLE_COLUMNS = ("Action", "Drama", "Comedy", "Crime", "Romance", "Horror")
+
+
+def write_sample(root: Path) -> Path:
+    """A labelled set of 8 posters in the multi-hot layout (`labels.csv` + `Images/<Id>.jpg`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / "labels.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["Id", "Genre", *SAMPLE_COLUMNS])
+        for index, genres in enumerate(SAMPLE_LABELS):
+            film = f"tt{index + 1:07d}"
+            make_poster(root / "Images" / f"{film}.jpg", seed=index, size=(40, 60))
+            writer.writerow([film, str(list(genres)), *(int(c in genres) for c in SAMPLE_COLUMNS)])
+    return root
 
 
 def make_posters(root: Path, count: int, seed: int = 0) -> list[ManifestRow]:

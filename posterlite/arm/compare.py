@@ -5,8 +5,9 @@ byte-identical to the host's x86 LiteRT run (n of N), the largest |difference| i
 units (uint8 levels for an int8 model, floats for fp32/fp16), and posters whose decided
 genre set changes at the given thresholds.
 
-`run_profiles` runs one model's prepared inputs on several profiles concurrently (what the
-bench's ARM target calls); `profile_results` compares them with the host's outputs.
+`run_jobs` runs emulated jobs (model, prepared inputs, profile) concurrently, one per core
+(what the bench's arm64 target calls); `run_profiles` runs one model on several profiles
+through it, and `profile_results` compares them with the host's outputs.
 `measure_posters` does both for poster files: inputs made once on the host
 (`posterlite.preprocess.load_poster` + `PosterModel.prepare`, as every other target), the
 host's own run, then each profile `repeats` times, checking that repeats execute the same
@@ -119,6 +120,53 @@ def default_workers(jobs: int) -> int:
     return max(1, min(jobs, os.cpu_count() or 1))
 
 
+@dataclass(frozen=True)
+class ArmJob:
+    """One emulated run to make: a model on prepared inputs, as one CPU class."""
+
+    model: Path
+    inputs: np.ndarray  # (N, *input shape), the model's input dtype
+    profile: CpuProfile
+
+
+def run_jobs(
+    jobs: Sequence[ArmJob],
+    workers: int | None = None,
+    tools: ArmTools | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[ArmRun, ...]:
+    """Each job's counted run, in the jobs' order, `workers` emulators at a time (default:
+    one per core). Jobs start in the order given, so put the longest first. `progress` gets
+    the number of inferences done over all jobs. Every profile is checked against the QEMU
+    first, so a refused one stops the call before anything runs."""
+    if workers is not None and workers < 1:
+        raise PosterliteError("workers must be >= 1")
+    tools = tools if tools is not None else find_tools()
+    for profile in dict.fromkeys(job.profile for job in jobs):
+        check_profile(profile, tools.qemu_version)
+    lock = threading.Lock()
+    done = [0] * len(jobs)
+
+    def work(slot: int, job: ArmJob) -> ArmRun:
+        def step(count: int) -> None:
+            with lock:
+                done[slot] = count
+                if progress is not None:
+                    progress(sum(done))
+
+        return run_arm(job.model, job.inputs, job.profile, tools=tools, progress=step)
+
+    pool_size = workers if workers is not None else default_workers(len(jobs))
+    with ThreadPoolExecutor(max_workers=max(1, pool_size)) as pool:
+        futures = [pool.submit(work, slot, job) for slot, job in enumerate(jobs)]
+        try:
+            return tuple(f.result() for f in futures)
+        except BaseException:
+            for future in futures:  # a failed run stops the ones not started yet
+                future.cancel()
+            raise
+
+
 def run_profiles(
     model_path: Path,
     inputs: np.ndarray,
@@ -128,37 +176,14 @@ def run_profiles(
     tools: ArmTools | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[tuple[ArmRun, ...], ...]:
-    """`repeats` counted runs of `model_path` on `inputs` per profile, `workers` emulators at
-    a time (default: one per core); per profile, its runs. `progress` gets the number of
-    inferences done over all runs. Every profile is checked against the QEMU first, so a
-    refused one stops the call before anything runs."""
-    if repeats < 1 or (workers is not None and workers < 1):
+    """`repeats` counted runs of `model_path` on `inputs` per profile (`run_jobs`); per
+    profile, its runs."""
+    if repeats < 1:
         raise PosterliteError("repeats and workers must be >= 1")
-    tools = tools if tools is not None else find_tools()
-    for profile in profiles:
-        check_profile(profile, tools.qemu_version)
-    lock = threading.Lock()
-    done = [0] * (len(profiles) * repeats)
-
-    def job(slot: int, profile: CpuProfile) -> ArmRun:
-        def step(count: int) -> None:
-            with lock:
-                done[slot] = count
-                if progress is not None:
-                    progress(sum(done))
-
-        return run_arm(model_path, inputs, profile, tools=tools, progress=step)
-
     # Profiles in the order given: the default puts the slowest (a53) first, so it starts
     # at once and the others share the remaining cores.
-    pool_size = workers if workers is not None else default_workers(len(done))
-    with ThreadPoolExecutor(max_workers=pool_size) as pool:
-        futures = [
-            pool.submit(job, i * repeats + k, profile)
-            for i, profile in enumerate(profiles)
-            for k in range(repeats)
-        ]
-        runs = [f.result() for f in futures]
+    jobs = [ArmJob(Path(model_path), inputs, p) for p in profiles for _ in range(repeats)]
+    runs = run_jobs(jobs, workers, tools, progress)
     return tuple(tuple(runs[i * repeats : (i + 1) * repeats]) for i in range(len(profiles)))
 
 

@@ -29,6 +29,9 @@ FAMILIES: tuple[str, ...] = tuple(dict.fromkeys(f for _, f in FAMILY_TOKENS)) + 
 # packing routines ("pack") move weights, they do not multiply.
 _MATMUL = re.compile(r"(^xnn_.*_(i?gemm)_.*ukernel|^kai_.*matmul)")
 _PACK = re.compile(r"pack", re.IGNORECASE)
+# Integer kernels: XNNPACK's quantized ones (qs8, qu8, qd8 ...) and KleidiAI's on int8/int4
+# operands (`_qai8`, `_qsi8cx`, `_qsi4cx`); the rest are float (f32, f16).
+_INTEGER = re.compile(r"^xnn_q|^kai_.*_q[a-z]*i[48]")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,11 @@ class KernelCount:
     @property
     def family(self) -> str:
         return kernel_family(self.symbol)
+
+    @property
+    def integer(self) -> bool:
+        """An integer (quantized) kernel, not a float one."""
+        return bool(_INTEGER.search(self.symbol))
 
 
 def kernel_family(symbol: str) -> str:

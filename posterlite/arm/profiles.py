@@ -8,7 +8,7 @@ which crashes LiteRT's CPU detection, so each profile also carries the ARM `/pro
 that `run.py` places under the emulator's `-L` root (QEMU redirects the guest's open to it).
 
 `expected_family` is the kernel family XNNPACK is expected to pick for int8 convolutions on
-that class (measured in /work/shared/notes/arm-measured.md and by `run.py`'s per-symbol
+that class (`expected_float_family` for float ones: FMA everywhere below SME) (measured in /work/shared/notes/arm-measured.md and by `run.py`'s per-symbol
 counts); a run that names another family is flagged, not hidden.
 
 QEMU versions matter: QEMU 7.2 with SME on (`-cpu max`) computes XNNPACK's int8 SME
@@ -46,6 +46,11 @@ class CpuProfile:
     verified_qemu: QemuVersion | None = None  # oldest QEMU it was checked exact on (None: any)
     bad_reason: str = ""  # what goes wrong on a known-bad QEMU (one line)
     default: bool = True  # part of the default `--arm-cpu` set
+    expected_float_family: str = "neonfma"  # ... for fp32 convolutions (fp16 files run fp32)
+
+    def expected(self, integer: bool) -> str:
+        """The family expected for integer (int8) or float convolutions."""
+        return self.expected_family if integer else self.expected_float_family
 
     def cpuinfo(self, processors: int = 1) -> str:
         """The /proc/cpuinfo an aarch64 Linux prints for `processors` such cores.
@@ -124,6 +129,7 @@ PROFILES: tuple[CpuProfile, ...] = (
         verified_qemu=(10, 0),
         bad_reason="its int8 SME kernels give wrong outputs (0 of 50 posters identical to x86)",
         default=False,
+        expected_float_family="sme",
     ),
 )
 

@@ -76,9 +76,15 @@ class ArmRun:
         return self.matmul_kernel.family if self.matmul_kernel else None
 
     @property
+    def expected_family(self) -> str | None:
+        """The family expected on this profile for the matmul kernel's kind (int8 / float)."""
+        kernel = self.matmul_kernel
+        return None if kernel is None else self.profile.expected(kernel.integer)
+
+    @property
     def family_as_expected(self) -> bool | None:
         family = self.kernel_family
-        return None if family is None else family == self.profile.expected_family
+        return None if family is None else family == self.expected_family
 
 
 def guest_environment(site: Path) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """The model benchmark (`posterlite bench`): size, latency, memory and accuracy per model x
-format x thread count, on the host CPU, an Android device, headless Chromium or through
-MediaPipe Tasks.
+format x thread count, on the host CPU, an Android device, headless Chromium, through
+MediaPipe Tasks, or (arm64) LiteRT's ARM64 kernels under QEMU per phone CPU class.
 
 The package is layered; a module imports only modules above it in this list:
 - `paths`, `environment`, `records`: where things are, where a run ran, what it measured
@@ -11,7 +11,7 @@ The package is layered; a module imports only modules above it in this list:
   Keras figures (read, and written at export: `export_int8`); `cache`: conversions;
   `models`: which models a run measures;
 - `options`: `BenchOptions`, one record for the CLI and Python;
-- `targets`: the registry (`cpu`, `android`, `browser`, `mediapipe`), each turning specs
+- `targets`: the registry (`cpu`, `android`, `browser`, `arm64`, `mediapipe`), each turning specs
   into rows, and `check_options`, the one place options are refused;
 - `ratios`, `report`: comparisons between rows; tables, JSON, plot;
 - `run`: `run_bench` and `bench`; `browser_ratio`: the multi-format browser / native
@@ -32,6 +32,7 @@ from pathlib import Path
 from posterlite.bench.environment import Environment, cpu_model
 from posterlite.bench.labelled import LabelledSet, default_labelled_set, load_labelled_set
 from posterlite.bench.models import (
+    ANCHOR_REFERENCE,
     DEFAULT_FORMATS,
     REFERENCE_FILES,
     SHIPPED_MODELS,
@@ -41,6 +42,7 @@ from posterlite.bench.models import (
 )
 from posterlite.bench.options import (
     BenchOptions,
+    parse_arm_cpus,
     parse_formats,
     parse_runtimes,
     parse_threads,
@@ -55,9 +57,10 @@ from posterlite.bench.paths import (
     display_path,
     shared_dir,
 )
-from posterlite.bench.ratios import ANCHOR_GOAL, ANCHOR_MODEL, ANCHOR_REFERENCE, compute_ratios
+from posterlite.bench.ratios import ANCHOR_GOAL, ANCHOR_MODEL, compute_ratios
 from posterlite.bench.records import (
     SCHEMA,
+    ArmFigures,
     BenchReport,
     BenchRow,
     KerasReference,
@@ -70,6 +73,7 @@ from posterlite.bench.report import (
     pareto_front,
     plot_rows,
     summary_table,
+    wide_table,
     write_json,
 )
 from posterlite.bench.run import bench, run_bench
@@ -98,6 +102,7 @@ __all__ = [
     "SCHEMA",
     "SHIPPED_MODELS",
     "TARGETS",
+    "ArmFigures",
     "BenchOptions",
     "BenchReport",
     "BenchRow",
@@ -121,6 +126,7 @@ __all__ = [
     "load_labelled_set",
     "markdown_table",
     "pareto_front",
+    "parse_arm_cpus",
     "parse_formats",
     "parse_runtimes",
     "parse_threads",
@@ -137,6 +143,7 @@ __all__ = [
     "split_name",
     "summary_table",
     "time_invokes",
+    "wide_table",
     "write_json",
 ]
 

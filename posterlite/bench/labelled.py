@@ -97,11 +97,12 @@ def load_labelled_set(path: Path, limit: int | None = None, progress: bool = Fal
     )
 
 
-def default_labelled_set() -> LabelledSet | None:
-    """The bundled sample (benchmarks/sample) when present; None means no accuracy columns."""
+def default_labelled_set(limit: int | None = None) -> LabelledSet | None:
+    """The bundled sample (benchmarks/sample) when present, its first `limit` posters when
+    given; None means no accuracy columns."""
     if not paths.DEFAULT_SAMPLE.exists():
         return None
-    return load_labelled_set(paths.DEFAULT_SAMPLE)
+    return load_labelled_set(paths.DEFAULT_SAMPLE, limit)
 
 
 @dataclass

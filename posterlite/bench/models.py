@@ -36,6 +36,8 @@ ENSEMBLE_MODEL = "ensemble_v1smote_v2"
 SHIPPED_MODELS: tuple[str, ...] = (*GRID_MODEL_NAMES, "mobilenet_v2_160", ENSEMBLE_MODEL)
 # Google's int8 MobileNetV2 files in ../shared/pretrained (the registry's, preferred first).
 REFERENCE_FILES: tuple[str, ...] = arch_spec("mobilenet_v2").pretrained_files
+# The one the anchor ratio divides by (`ratios`; the arm64 target runs it on every class).
+ANCHOR_REFERENCE = REFERENCE_FILES[0]
 
 
 def split_name(path: Path) -> tuple[str, str]:

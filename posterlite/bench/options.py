@@ -21,13 +21,18 @@ from posterlite.formats import ALL, FORMAT_NAMES
 
 # What `--target` chooses: where the rows run. (`--runtime mediapipe` adds the registry's
 # "mediapipe" target beside "cpu".)
-TargetChoice = Literal["cpu", "android", "browser"]
+TargetChoice = Literal["cpu", "android", "browser", "arm64"]
 AppRuntime = Literal["litert", "mediapipe"]
 TARGET_CHOICES: tuple[TargetChoice, ...] = get_args(TargetChoice)
 APP_RUNTIMES: tuple[AppRuntime, ...] = get_args(AppRuntime)
 DEFAULT_ROUNDS = 5
 DEFAULT_RUNS = 30
 DEFAULT_WARMUP = 5
+# Posters of the labelled set a run scores when `--limit` is not given: all of them, except
+# on the arm64 target, where each poster is emulated once per CPU class (a second of emulator
+# CPU or more per MobileNetV2 inference: the README's "What the phone's
+# CPU computes" says what a run costs).
+ARM_DEFAULT_POSTERS = 50
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,7 @@ class BenchOptions:
     references: bool = True
     keras: bool = True
     target: TargetChoice = "cpu"
+    limit: int | None = None  # the first N posters of the labelled set (None: see poster_limit)
     # android
     serial: str | None = None
     benchmark_binary: Path | None = None
@@ -60,6 +66,16 @@ class BenchOptions:
     chromium: str | None = None
     # "mediapipe": app-side rows (MediaPipe Tasks' ImageClassifier) beside LiteRT's
     app_runtime: AppRuntime = "litert"
+    # arm64: the CPU classes (posterlite.arm.profiles names; (): its default set)
+    arm_cpu: tuple[str, ...] = ()
+
+    @property
+    def poster_limit(self) -> int | None:
+        """How many posters of the labelled set the run scores (None: all): `limit`, else
+        `ARM_DEFAULT_POSTERS` on the arm64 target."""
+        if self.limit is not None:
+            return self.limit
+        return ARM_DEFAULT_POSTERS if self.target == "arm64" else None
 
     @property
     def throttles(self) -> tuple[int, ...]:
@@ -82,7 +98,7 @@ class BenchOptions:
     @classmethod
     def from_api(cls, models: Sequence[str | Path] = (), **options: object) -> BenchOptions:
         """Options from `posterlite.bench(models, **options)`: field names as keywords;
-        `formats`, `threads` and `cpu_throttle` also as the CLI's comma-separated text,
+        `formats`, `threads`, `cpu_throttle` and `arm_cpu` also as the CLI's comma-separated text,
         `data` / `benchmark_binary` as str. Raises TypeError for an unknown keyword and
         PosterliteError for text that does not parse."""
         known = {f.name for f in fields(cls)} - {"models"}
@@ -94,6 +110,7 @@ class BenchOptions:
             "threads": lambda t: parse_threads(t, "--threads"),
             "cpu_throttle": parse_throttles,
             "browser_runtimes": parse_runtimes,
+            "arm_cpu": parse_arm_cpus,
         }
         values: dict[str, object] = {}
         for key, value in options.items():
@@ -158,3 +175,17 @@ def parse_runtimes(text: str | None) -> tuple[str, ...]:
     if text not in RUNTIMES:
         raise PosterliteError(f"unknown browser runtime {text!r} (choose from {RUNTIMES})")
     return (text,)
+
+
+def parse_arm_cpus(text: str | None) -> tuple[str, ...]:
+    """`--arm-cpu a53,a76` -> ("a53", "a76"); None -> () (the default set). The names are
+    checked against posterlite.arm.profiles by `check_options`. Raises PosterliteError for
+    an empty name."""
+    if text is None:
+        return ()
+    names = tuple(part.strip() for part in text.split(","))
+    if not names or any(not n for n in names):
+        raise PosterliteError(
+            f"--arm-cpu takes names separated by commas, like a53,a76 (got {text!r})"
+        )
+    return names

@@ -2,7 +2,8 @@
 
 Nothing here measures or imports another bench module. Every other bench module builds
 these: `ModelSpec` (a model file and what it is), `LatencyStats`, `BenchRow` (one model x
-format x thread count on one target), `Ratio` (one row's p50 over another's), `KerasReference`
+format x thread count on one target; an ARM row carries its `ArmFigures`), `Ratio` (one
+row's p50, or guest instructions, over another's), `KerasReference`
 (the Keras model's figures recorded at export), and `BenchReport`, the whole run, which
 writes itself as JSON (`to_json`) and reads back any report posterlite wrote
 (`from_json`; schema 2 reports included), so results re-render from their JSON alone.
@@ -32,7 +33,11 @@ from posterlite.metrics import GenreMetrics, MultiLabelReport
 # Google's ImageNet reference files, or a posterlite model run by an app runtime.
 Kind = Literal["posterlite", "keras", "reference", "app"]
 # Where a row ran. (The registry's targets add "mediapipe": its rows run on the host CPU.)
-Where = Literal["cpu", "android", "browser"]
+# "arm64": LiteRT's aarch64 build under QEMU user mode, one emulated CPU class per row.
+Where = Literal["cpu", "android", "browser", "arm64"]
+# What a ratio divides: p50 latencies from the same rounds, or guest instructions per
+# inference on the same emulated CPU class.
+RatioBasis = Literal["p50", "instructions"]
 SCHEMA = "posterlite-bench/3"
 READABLE_SCHEMAS: tuple[str, ...] = ("posterlite-bench/2", SCHEMA)
 MEMORY_METHOD = "peak RSS growth (ru_maxrss) of a fresh process across load + allocate + 1 invoke"
@@ -336,6 +341,109 @@ class KerasDelta:
     source: Literal["measured", "recorded"]  # Keras ran in this bench | recorded at export
 
 
+@dataclass(frozen=True)
+class KernelShare:
+    """Guest instructions one function executed over a run's counted inferences."""
+
+    symbol: str
+    library: str
+    instructions: int
+
+    @classmethod
+    def from_json(cls, data: object) -> KernelShare:
+        """A kernel as `to_json_value` wrote it."""
+        obj = JSONReader.of(data, "kernel")
+        return cls(obj.text("symbol"), obj.text("library"), obj.integer("instructions"))
+
+
+@dataclass(frozen=True)
+class ArmFigures:
+    """One model on one emulated ARM CPU class (`posterlite.arm`): what LiteRT's aarch64
+    kernels computed on the run's posters against the host's x86 run, and what they
+    executed. Emulation times are what the run cost this host, never a phone's latency."""
+
+    cpu: str  # the profile (`--arm-cpu` name): a53 | a76 | a710 | sme
+    cpu_title: str  # the phone cores it stands for
+    qemu_cpu: str  # QEMU's -cpu
+    qemu_version: str
+    litert_version: str  # of the aarch64 wheel (the host's)
+    posters: int  # inputs run (N)
+    identical: int  # posters whose raw outputs are byte-identical to the host's
+    max_abs_diff: float  # largest |ARM - x86| in output units (`output_dtype` values)
+    output_dtype: str  # "uint8" for an int8 model's outputs, "float32" for a float one
+    changed_sets: int | None  # posters whose genre set changes at the row's threshold
+    changed_sets_tuned: int | None  # ... at the model's tuned thresholds (None: no genres)
+    instructions_median: int  # guest instructions per inference
+    instructions_min: int
+    instructions_max: int
+    warmup_instructions: int  # the first invoke (XNNPACK's set-up included)
+    startup_instructions: int  # Python start, imports and model load
+    first_instructions: tuple[int, ...]  # per inference, the first `len(repeat_...)` posters
+    repeat_instructions: tuple[int, ...]  # the same posters in a second emulator process
+    repeat_outputs_identical: bool  # the second process gave the same raw outputs
+    kernel_family: str | None  # of the matrix-multiply kernel with the most instructions
+    expected_family: str  # what XNNPACK is expected to pick on this class
+    matmul_kernel: str | None  # that kernel's symbol
+    top_kernels: tuple[KernelShare, ...]
+    xnnpack: bool  # LiteRT said it created the XNNPACK delegate
+    emulation_wall_s: float  # this host's time for the run: NOT a phone's latency
+    emulation_cpu_s: float
+
+    @property
+    def exact(self) -> bool:
+        """Every poster's outputs byte-identical to the host's."""
+        return self.identical == self.posters
+
+    @property
+    def repeat_same(self) -> bool:
+        """The second process executed the same instructions per inference and gave the
+        same outputs."""
+        return (
+            bool(self.repeat_instructions)
+            and self.repeat_instructions == self.first_instructions
+            and self.repeat_outputs_identical
+        )
+
+    @property
+    def family_as_expected(self) -> bool | None:
+        """Whether the convolutions ran the family expected on this class (None: no kernel)."""
+        return None if self.kernel_family is None else self.kernel_family == self.expected_family
+
+    @classmethod
+    def from_json(cls, data: object) -> ArmFigures:
+        """The figures as `to_json_value` wrote them."""
+        obj = JSONReader.of(data, "arm")
+        family, matmul = obj.get("kernel_family", None), obj.get("matmul_kernel", None)
+        return cls(
+            cpu=obj.text("cpu"),
+            cpu_title=obj.text("cpu_title"),
+            qemu_cpu=obj.text("qemu_cpu"),
+            qemu_version=obj.text("qemu_version"),
+            litert_version=obj.text("litert_version"),
+            posters=obj.integer("posters"),
+            identical=obj.integer("identical"),
+            max_abs_diff=obj.number("max_abs_diff"),
+            output_dtype=obj.text("output_dtype"),
+            changed_sets=obj.opt_integer("changed_sets"),
+            changed_sets_tuned=obj.opt_integer("changed_sets_tuned"),
+            instructions_median=obj.integer("instructions_median"),
+            instructions_min=obj.integer("instructions_min"),
+            instructions_max=obj.integer("instructions_max"),
+            warmup_instructions=obj.integer("warmup_instructions"),
+            startup_instructions=obj.integer("startup_instructions"),
+            first_instructions=obj.integers("first_instructions"),
+            repeat_instructions=obj.integers("repeat_instructions"),
+            repeat_outputs_identical=bool(obj.get("repeat_outputs_identical")),
+            kernel_family=None if family is None else _text(family, "kernel_family"),
+            expected_family=obj.text("expected_family"),
+            matmul_kernel=None if matmul is None else _text(matmul, "matmul_kernel"),
+            top_kernels=tuple(KernelShare.from_json(k.data) for k in obj.children("top_kernels")),
+            xnnpack=bool(obj.get("xnnpack")),
+            emulation_wall_s=obj.number("emulation_wall_s"),
+            emulation_cpu_s=obj.number("emulation_cpu_s"),
+        )
+
+
 @dataclass
 class BenchRow:
     """One model x format x thread count on one target."""
@@ -360,6 +468,8 @@ class BenchRow:
     end_to_end_p50_ms: float | None = None  # browser: per-poster decode + classify, p50
     end_to_end_p90_ms: float | None = None
     model_fetch_ms: float | None = None  # browser: fetching the model file in the page
+    input_size: int | None = None  # the model's input side in pixels, when known
+    arm: ArmFigures | None = None  # arm64: parity, instructions and kernels on one CPU class
 
     @property
     def label(self) -> str:
@@ -371,6 +481,7 @@ class BenchRow:
         """A row as `BenchReport.to_json` wrote it (schema 2 rows included)."""
         obj = JSONReader.of(data, "row")
         latency, accuracy = obj.get("latency", None), obj.get("accuracy", None)
+        arm = obj.get("arm", None)
         vs_keras = None
         if obj.get("vs_keras", None) is not None:
             d = obj.child("vs_keras")
@@ -397,15 +508,20 @@ class BenchRow:
             end_to_end_p50_ms=obj.opt_number("end_to_end_p50_ms"),
             end_to_end_p90_ms=obj.opt_number("end_to_end_p90_ms"),
             model_fetch_ms=obj.opt_number("model_fetch_ms"),
+            input_size=obj.opt_integer("input_size"),
+            arm=None if arm is None else ArmFigures.from_json(arm),
         )
 
 
 @dataclass(frozen=True)
 class Ratio:
-    """One row's p50 over another's, both from the same interleaved rounds.
+    """One row's p50 over another's, both from the same interleaved rounds; or (`basis`
+    "instructions") one ARM row's guest instructions per inference over another's on the
+    same emulated CPU class (`cpu`).
 
-    `value` is `posterlite.bench.timing.round_ratio`'s figure: the median of the per-round
-    ratios (`per_round`), the one ratio definition every target uses.
+    A p50 `value` is `posterlite.bench.timing.round_ratio`'s figure: the median of the
+    per-round ratios (`per_round`), the one latency ratio definition every target uses. An
+    instruction ratio divides the two rows' median counts (no rounds: counts repeat exactly).
     """
 
     name: str
@@ -416,6 +532,8 @@ class Ratio:
     per_round: tuple[float, ...] = ()  # the ratio within each round
     goal: float | None = None  # at most
     note: str = ""
+    basis: RatioBasis = "p50"
+    cpu: str | None = None  # the ARM CPU class of an instruction ratio
 
     @property
     def met(self) -> bool | None:
@@ -435,6 +553,10 @@ class Ratio:
             per_round=obj.numbers("per_round", ()),
             goal=obj.opt_number("goal"),
             note=obj.text("note", ""),
+            basis=cast(
+                RatioBasis, obj.choice("basis", RatioBasis) if "basis" in obj.data else "p50"
+            ),
+            cpu=None if obj.get("cpu", None) is None else obj.text("cpu"),
         )
 
 
@@ -465,6 +587,8 @@ class RunSettings:
     browser_runtimes: tuple[str, ...] | None = None
     browser_threads: int | None = None
     app_runtime: str | None = None  # "mediapipe" when app-side rows joined
+    limit: int | None = None  # the first N posters of the labelled set were scored
+    arm_cpu: tuple[str, ...] | None = None  # arm64: the CPU classes
 
     def to_json_value(self) -> dict[str, object]:
         """The settings as JSON, target-specific ones only when set."""
@@ -493,6 +617,8 @@ class RunSettings:
             browser_runtimes=obj.texts("browser_runtimes") if given("browser_runtimes") else None,
             browser_threads=obj.opt_integer("browser_threads"),
             app_runtime=obj.text("app_runtime") if given("app_runtime") else None,
+            limit=obj.opt_integer("limit"),
+            arm_cpu=obj.texts("arm_cpu") if given("arm_cpu") else None,
         )
 
 

@@ -13,7 +13,7 @@ from posterlite.bench.options import BenchOptions
 from posterlite.bench.paths import display_path
 from posterlite.bench.ratios import compute_ratios, keras_deltas
 from posterlite.bench.records import BenchReport, BenchRow, DataRecord, RunSettings
-from posterlite.bench.targets import RunContext, check_options, chosen_targets
+from posterlite.bench.targets import RunContext, arm_cpu_names, check_options, chosen_targets
 from posterlite.genres import DEFAULT_THRESHOLD
 
 
@@ -21,6 +21,7 @@ def settings_of(options: BenchOptions) -> RunSettings:
     """What the report records about the options (target-specific ones for their target)."""
     browser = options.target == "browser"
     android = options.target == "android"
+    arm = options.target == "arm64"
     return RunSettings(
         models=tuple(options.models) or ("<shipped>",),
         formats=tuple(options.formats),
@@ -36,6 +37,8 @@ def settings_of(options: BenchOptions) -> RunSettings:
         browser_runtimes=options.runtimes if browser else None,
         browser_threads=options.browser_threads if browser else None,
         app_runtime="mediapipe" if options.app_runtime == "mediapipe" else None,
+        limit=options.poster_limit,
+        arm_cpu=arm_cpu_names(options.arm_cpu) if arm else None,
     )
 
 
@@ -53,8 +56,11 @@ def run_bench(options: BenchOptions) -> BenchReport:
     for target in targets:  # fail on a missing tool before anything is measured
         target.preflight(options)
     environment = capture()
+    limit = options.poster_limit
     posters = (
-        load_labelled_set(options.data) if options.data is not None else default_labelled_set()
+        load_labelled_set(options.data, limit)
+        if options.data is not None
+        else default_labelled_set(limit)
     )
     warnings: list[str] = []
     specs = resolve_models(
@@ -88,6 +94,7 @@ def bench(models: Sequence[str | Path] = (), **options: object) -> BenchReport:
     options as keywords (the fields of `BenchOptions`: `formats=("int8",)` or "all",
     `data=`, `threads=(1,)`, `runs=`, `rounds=`, `references=`, ...; in the browser
     `target="browser"`, `cpu_throttle=(1, 4)`, `browser_runtimes=("litert",)`,
-    `browser_threads=2`). Returns the report (`summary_table(report)` is the CLI's table).
+    `browser_threads=2`; on the ARM CPU classes `target="arm64"`, `arm_cpu="a53,a76"`,
+    `limit=50`). Returns the report (`summary_table(report)` is the CLI's table).
     Raises TypeError for an unknown keyword and PosterliteError for what the CLI refuses."""
     return run_bench(BenchOptions.from_api(models, **options))

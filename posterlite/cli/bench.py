@@ -95,7 +95,9 @@ def _listed(values: tuple[object, ...]) -> str:
     default=None,
     help="Write a latency-vs-mAP scatter (PNG) here (default: .cache/bench/bench.png).",
 )
-@click.option("--wide", is_flag=True, help="Print every figure per row (19 columns).")
+@click.option(
+    "--wide", is_flag=True, help="Print every figure per row (19 columns; ARM rows add theirs)."
+)
 @click.option(
     "--keras/--no-keras",
     default=DEFAULT.keras,
@@ -108,8 +110,25 @@ def _listed(values: tuple[object, ...]) -> str:
     type=click.Choice(TARGET_CHOICES),
     default=DEFAULT.target,
     show_default=True,
-    help="Host CPU (LiteRT), an Android device through adb, or headless Chromium emulating "
-    "a phone (plus the host CPU rows of the same run).",
+    help="Host CPU (LiteRT), an Android device through adb, headless Chromium emulating "
+    "a phone, or arm64: LiteRT's ARM64 build under QEMU per phone CPU class (browser and "
+    "arm64 add the host CPU rows of the same run).",
+)
+@click.option(
+    "--arm-cpu",
+    default=None,
+    help="arm64: CPU classes, comma-separated: a53 (Cortex-A53/A55, NEON), a76 (A76/A78, "
+    "dot product), a710 (A710 and newer, i8mm), sme (refused on QEMU 7.2, which computes "
+    "its int8 kernels wrongly). Rows: outputs identical to the host's x86 run (n/N), max "
+    "difference, genre sets changed, mAP, macro F1, guest instructions per inference, "
+    "kernel family, anchor ratio. Needs `make arm-tools`. [default: a53,a76,a710]",
+)
+@click.option(
+    "--limit",
+    type=int,
+    default=None,
+    help="Score the first N posters of the labelled set. [default: all; 50 with --target "
+    "arm64, where every poster is emulated once per CPU class]",
 )
 @click.option(
     "--cpu-throttle",
@@ -187,6 +206,6 @@ def bench(
     json_out, plot_out = json_out or default_json, plot_out or default_plot
     stage.write_json(report, json_out)
     stage.plot_rows(report.rows, plot_out)
-    table = stage.markdown_table(report.rows) if wide else stage.summary_table(report)
+    table = stage.wide_table(report) if wide else stage.summary_table(report)
     click.echo(table, nl=False)
     click.echo(f"plot: {plot_out}\nevery figure: {json_out}")

@@ -13,7 +13,7 @@ from posterlite.bench.records import BenchRow, ModelSpec
 
 # The registry's targets: "mediapipe" (app-side rows on the host CPU) joins "cpu" through
 # `--runtime mediapipe`; the others are `--target` choices.
-TargetName = Literal["cpu", "android", "browser", "mediapipe"]
+TargetName = Literal["cpu", "android", "browser", "arm64", "mediapipe"]
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,7 @@ def prepare_tflite_cpu(
             threads=count,
             size_bytes=spec.path.stat().st_size,
             load_ms=load_ms,
+            input_size=model.input_size,
             peak_memory_mb=memory if count == threads[0] else None,
             memory_method=MEMORY_METHOD if memory is not None and count == threads[0] else "",
         )
