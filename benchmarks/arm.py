@@ -3,10 +3,9 @@
     nice -n 10 .venv/bin/python benchmarks/arm.py [--limit 200] [--arm-cpu a53,a76,a710]
     .venv/bin/python benchmarks/arm.py --render-only
 
-Runtime: emulation dominates: about 1.5 h of emulator CPU for the seven int8 models plus
-MobileNetV2's fp32 and fp16 on 200 posters x 3 CPU classes (about 45 min on an idle
-2-core machine, the classes run one per core; several times that on a loaded one).
-`--limit 50` takes a quarter of it. Needs `make arm-tools`. `--render-only` re-renders
+Runtime: emulation dominates. `--limit 50` took 68 min on a shared 2-core Xeon at load
+6-7 (39 min of emulator CPU: about 20 min on an idle 2-core machine, two emulators at a
+time); the default 200 posters take about four times the emulation. Needs `make arm-tools`. `--render-only` re-renders
 arm.md (and arm.png) from arm.json in seconds.
 
 One `posterlite bench --target arm64` run (the package's `run_bench`), on the first
@@ -47,8 +46,8 @@ from posterlite.bench.report import arm_table
 
 NAME = "arm"
 RUNTIME = (
-    "about 45 min of wall time on an idle 2-core machine for 200 posters (1.5 h of emulator "
-    "CPU), a quarter of it with --limit 50"
+    "68 min with --limit 50 on a shared 2-core Xeon at load 6-7, 39 min of it emulator CPU "
+    "(so about 20 min idle); the default 200 posters take about four times the emulation"
 )
 FLOAT_FORMATS = ("fp32", "fp16")  # of ANCHOR_MODEL, beside its int8
 HOST_COLUMNS = ("model", "format", "size MB", "p50 ms", "mAP", "macro F1")
@@ -156,6 +155,11 @@ def parity_lines(rows: list[BenchRow]) -> list[str]:
     return lines
 
 
+def emulator_cpu_s(rows: list[BenchRow]) -> float:
+    """The emulators' CPU seconds over the rows' first runs (what budgets a run)."""
+    return sum(r.arm.emulation_cpu_s for r in rows if r.arm is not None)
+
+
 def render(payload: dict) -> str:
     report = BenchReport.from_json(payload)
     s, data = report.settings, report.data
@@ -175,8 +179,11 @@ def render(payload: dict) -> str:
         f"CPU classes {', '.join(s.arm_cpu or ())}; {emulator}. Posters: the first "
         f"{data.posters} of `{data.path}` (Google's anchor file: its first ones, as its rows "
         f"say). Host x86 rows: {s.warmup} warm-up + {s.runs} timed `invoke()` per row in "
-        f"{s.rounds} interleaved rounds, p50 = median of the rounds' p50s. Bench run started "
+        f"{s.rounds} interleaved rounds, p50 = median of the rounds' p50s. Report written "
         f"{report.created or '-'}.",
+        "",
+        f"Emulator CPU time of the ARM runs: {emulator_cpu_s(report.rows):.0f} s (first runs; "
+        "the repeats not counted), two emulators at a time on this host.",
         "",
         "## ARM rows",
         "",

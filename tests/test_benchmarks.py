@@ -20,6 +20,7 @@ sys.path.insert(0, str(BENCHMARKS))
 
 # results name -> the script that measures it and renders <name>.md from <name>.json
 RENDERERS = {
+    "arm": "arm",
     "backbone_import": "backbone_import",
     "bench": "bench_shipped",
     "bench_overhead": "bench_overhead",
@@ -57,7 +58,7 @@ def render_into(tmp_path: Path, name: str, payload: dict | None = None) -> str:
     else:
         (results / f"{name}.json").write_text(json.dumps(payload), encoding="utf-8")
     argv = ["--render-only", "--results", str(results)]
-    if name == "bench":
+    if name in ("bench", "arm"):
         argv.append("--no-plot")
     if name == "make_sample":
         argv += ["--out", str(tmp_path / "sample")]
@@ -460,3 +461,19 @@ def test_learning_curve_subsets_nest_by_film_and_keep_val_test(tmp_path):
         lc.build_manifests(base, None, ["extra"], tmp_path / "m")
     with pytest.raises(SystemExit, match="extract.py"):
         lc.build_manifests(base, tmp_path / "missing", ["extra"], tmp_path / "m")
+
+
+def test_arm_parity_finding_follows_the_data(tmp_path):
+    """An ARM row whose outputs differ from x86 is named in the findings, not hidden."""
+    payload = committed("arm")
+    row = next(r for r in payload["rows"] if r.get("arm") and r["format"] == "int8")
+    arm = row["arm"]
+    arm["identical"], arm["max_abs_diff"], arm["changed_sets"] = arm["posters"] - 3, 2.0, 1
+    text = render_into(tmp_path, "arm", payload)
+    assert "differ from x86" in text and "all " not in text.split("- Parity: ")[1][:4]
+    assert (
+        f"{row['model']}/int8 on {arm['cpu']}: {arm['posters'] - 3}/{arm['posters']} identical, "
+        "max |difference| 2 (uint8), genre sets changed 1" in text
+    )
+    arm["repeat_instructions"] = [n + 1 for n in arm["repeat_instructions"]]
+    assert "NO, see the `2nd run` column" in render_into(tmp_path, "arm", payload)
