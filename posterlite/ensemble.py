@@ -160,9 +160,33 @@ def build_model(recipe: Recipe, folder: Path) -> Any:
     return keras.Model(image, mean, name=recipe.name)
 
 
+def numbered_shared_objects(config: Any) -> Any:
+    """`config` with each `shared_object_id` replaced by 1, 2, ... in order of appearance.
+
+    Keras writes a shared object's `id()` (a memory address) there, so the same model
+    saved by two processes gives two configs; loading only matches equal ids, so
+    renumbering them consistently keeps the model the same."""
+    numbers: dict[Any, int] = {}
+
+    def renumber(node: Any) -> Any:
+        if isinstance(node, dict):
+            out = {key: renumber(value) for key, value in node.items()}
+            if "shared_object_id" in out:
+                out["shared_object_id"] = numbers.setdefault(
+                    node["shared_object_id"], len(numbers) + 1
+                )
+            return out
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        return node
+
+    return renumber(config)
+
+
 def save_deterministic(model: Any, target: Path) -> None:
     """Save a Keras model as `.keras`, then fix what changes between saves (the zip entries'
-    times and the metadata's save date), so the same model gives the same bytes."""
+    times, the metadata's save date, the shared objects' memory addresses in the config), so
+    the same model gives the same bytes in any process."""
     with atomic_path(target) as tmp:
         staged = tmp.with_name(tmp.name + ".keras")
         model.save(staged)
@@ -174,6 +198,8 @@ def save_deterministic(model: Any, target: Path) -> None:
                     meta = json.loads(data)
                     meta["date_saved"] = FIXED_SAVE_DATE
                     data = json.dumps(meta, sort_keys=True).encode()
+                elif info.filename == "config.json":
+                    data = json.dumps(numbered_shared_objects(json.loads(data))).encode()
                 entry = zipfile.ZipInfo(info.filename, FIXED_ZIP_TIME)
                 entry.compress_type = info.compress_type
                 entry.external_attr = info.external_attr

@@ -19,6 +19,7 @@ from posterlite.ensemble import (
     is_ensemble,
     materialize,
     member_dir,
+    numbered_shared_objects,
     read_recipe,
     recipe_for,
     save_deterministic,
@@ -90,6 +91,48 @@ def test_rebuilds_are_byte_identical_and_materialize_restores_the_recorded_file(
     recorded = read_recipe(folder).members[1]
     assert not Path(recorded.dir).is_absolute()  # the folder moves with the repository
     assert member_dir(folder, recorded) == members[1].resolve()
+
+
+def test_rebuilds_in_two_processes_are_byte_identical(members, tmp_path):
+    """Keras writes shared objects' memory addresses into config.json: two processes gave two
+    files (the shipped ensemble's recorded sha256 could not be rebuilt elsewhere)."""
+    import os
+    import subprocess
+    import sys
+    import zipfile
+
+    folder = tmp_path / "ens"
+    folder.mkdir()
+    write_recipe(recipe_for(members, "pair", folder), folder)
+    build = (
+        "import sys; from pathlib import Path; "
+        "from posterlite.ensemble import build_model, read_recipe, save_deterministic; "
+        "folder = Path(sys.argv[1]); "
+        "save_deterministic(build_model(read_recipe(folder), folder), Path(sys.argv[2]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    for name in ("a.keras", "b.keras"):
+        subprocess.run(
+            [sys.executable, "-c", build, str(folder), str(tmp_path / name)],
+            check=True,
+            env=env,
+            capture_output=True,
+            timeout=300,
+        )
+    config = zipfile.ZipFile(tmp_path / "a.keras").read("config.json").decode()
+    assert '"shared_object_id": 1' in config  # the case that used to differ is present
+    assert (tmp_path / "a.keras").read_bytes() == (tmp_path / "b.keras").read_bytes()
+
+
+def test_shared_object_ids_are_numbered_in_order_and_kept_paired():
+    config = {
+        "a": {"dtype": {"shared_object_id": 140000000000123}},
+        "b": [{"shared_object_id": 139999999999999}, {"shared_object_id": 140000000000123}],
+    }
+    assert numbered_shared_objects(config) == {
+        "a": {"dtype": {"shared_object_id": 1}},
+        "b": [{"shared_object_id": 2}, {"shared_object_id": 1}],
+    }
 
 
 def test_recipe_refuses_what_cannot_share_one_input(members, tmp_path):
