@@ -110,6 +110,7 @@ class PosterDecodeError(PosterliteError):
     def __init__(self, path: str, reason: str, detail: str = "") -> None:
         self.path = path
         self.reason = reason
+        self.detail = detail  # what was seen, e.g. "5000000x1"; "" when the reason says it all
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
 

@@ -82,7 +82,7 @@ class Prediction:
     probabilities: np.ndarray | None = None  # (G,) float32
     predicted: tuple[str, ...] = ()  # genres at or above the threshold, in model order
     error: str | None = None
-    detail: str = ""
+    detail: str = ""  # the error's particulars (`PosterDecodeError.detail`), e.g. "5000000x1"
 
     @property
     def ok(self) -> bool:
@@ -383,7 +383,7 @@ class PosterModel:
             for path, result in self._decoded(paths, workers):
                 if isinstance(result, PosterDecodeError):
                     yield Prediction(
-                        path=path, genres=self.genres, error=result.reason, detail=str(result)
+                        path=path, genres=self.genres, error=result.reason, detail=result.detail
                     )
                     continue
                 batch.append((path, result))
@@ -423,7 +423,7 @@ class PosterModel:
                 pixels = self._pixels_of(item)
             except PosterDecodeError as exc:
                 predictions.append(
-                    Prediction(path=name, genres=self.genres, error=exc.reason, detail=str(exc))
+                    Prediction(path=name, genres=self.genres, error=exc.reason, detail=exc.detail)
                 )
                 continue
             probabilities = self.predict_pixels(pixels)[0]

@@ -334,10 +334,10 @@ def test_hostile_posters_each_get_one_line_and_the_good_one_its_result(
     skipped = sorted(line for line in done.stderr.splitlines() if line.startswith("skipped:"))
     assert skipped == sorted(
         [
-            f"skipped: {tmp_path / 'strip.png'}: absurd size",
-            f"skipped: {tmp_path / 'huge.jpg'}: too large",
-            f"skipped: {tmp_path / 'pipe.jpg'}: not a regular file",
-            f"skipped: {tmp_path / 'zero.jpg'}: not a regular file",
+            f"skipped: {tmp_path / 'strip.png'}: absurd size (5000000x1)",
+            f"skipped: {tmp_path / 'huge.jpg'}: too large (over 67108864 bytes)",
+            f"skipped: {tmp_path / 'pipe.jpg'}: not a regular file (FIFO)",
+            f"skipped: {tmp_path / 'zero.jpg'}: not a regular file (character device)",
             f"skipped: {loop / '**' / '*.jpg'}: missing file",  # the loop holds no poster
         ]
     )

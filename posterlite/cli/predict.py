@@ -70,7 +70,8 @@ def predict(
     for prediction in poster_model.iter_predictions(paths, workers=workers, threshold=cut):
         predictions.append(prediction)
         if not prediction.ok:
-            click.echo(f"skipped: {display(prediction.path)}: {prediction.error}", err=True)
+            why = prediction.error + (f" ({prediction.detail})" if prediction.detail else "")
+            click.echo(f"skipped: {display(prediction.path)}: {display(why)}", err=True)
         elif not (as_json or as_csv):
             click.echo(prediction_text(prediction))
     if as_json:
