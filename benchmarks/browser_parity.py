@@ -400,13 +400,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=REPO / "benchmarks" / "sample")
     parser.add_argument("--runs", type=int, default=30, help="warm classify calls per row")
     parser.add_argument("--warmup", type=int, default=5, help="untimed calls first")
+    parser.add_argument(
+        "--record",
+        default=NAME,
+        help=f"record name: writes <record>.json / .md (default {NAME}; e.g. browser_parity_ensemble "
+        "for the ensemble's file, so the default model's record stays)",
+    )
     args = parser.parse_args(argv)
     args.results = args.results.resolve()  # before the measuring run's chdir
     from posterlite.errors import PosterliteError
 
     try:
-        report = rio.measured_or_loaded(args, NAME, lambda: _measure(args, argv))
-        path = rio.save_markdown(args.results, NAME, render(report))
+        report = rio.measured_or_loaded(args, args.record, lambda: _measure(args, argv))
+        path = rio.save_markdown(args.results, args.record, render(report))
     except PosterliteError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

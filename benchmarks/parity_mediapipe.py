@@ -267,14 +267,20 @@ def main(argv: list[str] | None = None) -> int:
         default=10,
         help="posters whose model input is read back through a pixel probe (~3 s each)",
     )
+    parser.add_argument(
+        "--record",
+        default=NAME,
+        help=f"record name: writes <record>.json / .md (default {NAME}; e.g. parity_mediapipe_ensemble "
+        "for the ensemble's file, so the default model's record stays)",
+    )
     args = parser.parse_args(argv)
     if args.render_only:
-        payload = rio.load_json(args.results, NAME)
+        payload = rio.load_json(args.results, args.record)
     else:
         payload = measure(args, argv)
-        rio.save_json(args.results, NAME, payload)
+        rio.save_json(args.results, args.record, payload)
     text = render(payload)
-    rio.save_markdown(args.results, NAME, text)
+    rio.save_markdown(args.results, args.record, text)
     print(text)
     return 0
 

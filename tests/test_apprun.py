@@ -267,7 +267,8 @@ def test_readme_kotlin_and_swift_use_the_same_options() -> None:
 
 
 # ------------------------------------------------------- benchmarks/parity_mediapipe.py
-def test_parity_results_render_from_their_json_byte_for_byte(tmp_path) -> None:
+@pytest.mark.parametrize("record", ["parity_mediapipe", "parity_mediapipe_ensemble"])
+def test_parity_results_render_from_their_json_byte_for_byte(tmp_path, record) -> None:
     import shutil
     import sys
 
@@ -275,9 +276,10 @@ def test_parity_results_render_from_their_json_byte_for_byte(tmp_path) -> None:
     import parity_mediapipe
 
     results = REPO / "benchmarks" / "results"
-    shutil.copy(results / "parity_mediapipe.json", tmp_path / "parity_mediapipe.json")
+    shutil.copy(results / f"{record}.json", tmp_path / f"{record}.json")
+    argv = ["--render-only", "--results", str(tmp_path), "--record", record]
     for _ in range(2):  # rendering unchanged data twice changes nothing
-        assert parity_mediapipe.main(["--render-only", "--results", str(tmp_path)]) == 0
-        rendered = (tmp_path / "parity_mediapipe.md").read_text(encoding="utf-8")
-        assert rendered == (results / "parity_mediapipe.md").read_text(encoding="utf-8")
+        assert parity_mediapipe.main(argv) == 0
+        rendered = (tmp_path / f"{record}.md").read_text(encoding="utf-8")
+        assert rendered == (results / f"{record}.md").read_text(encoding="utf-8")
     assert "| 100.0 % | 100.0 % | 0.0000 | 0.0000 |" in rendered  # the bitmap row, measured

@@ -25,6 +25,7 @@ RENDERERS = {
     "bench": "bench_shipped",
     "bench_overhead": "bench_overhead",
     "browser_parity": "browser_parity",
+    "browser_parity_ensemble": "browser_parity",
     "browser_ratio": "browser_ratio",
     "calibration_size": "calibration_size",
     "convert_formats": "convert_formats",
@@ -37,8 +38,10 @@ RENDERERS = {
     "predict_throughput": "predict_throughput",
     "train_grid": "train_grid",
 }
+# Records a script writes under another name (`--record`), e.g. for another model.
+SECOND_RECORDS = {"browser_parity_ensemble"}
 # Results owned by scripts outside this file's list (the parity work renders and tests them).
-OTHER_OWNERS = {"parity_mediapipe"}
+OTHER_OWNERS = {"parity_mediapipe", "parity_mediapipe_ensemble"}
 
 
 def script(name: str):
@@ -58,6 +61,8 @@ def render_into(tmp_path: Path, name: str, payload: dict | None = None) -> str:
     else:
         (results / f"{name}.json").write_text(json.dumps(payload), encoding="utf-8")
     argv = ["--render-only", "--results", str(results)]
+    if name in SECOND_RECORDS:
+        argv += ["--record", name]
     if name in ("bench", "arm"):
         argv.append("--no-plot")
     if name == "make_sample":
@@ -477,3 +482,16 @@ def test_arm_parity_finding_follows_the_data(tmp_path):
     )
     arm["repeat_instructions"] = [n + 1 for n in arm["repeat_instructions"]]
     assert "NO, see the `2nd run` column" in render_into(tmp_path, "arm", payload)
+
+
+def test_learning_curve_reads_back_only_runs_of_the_same_schedule(tmp_path):
+    """A finished run in the record is not trained again (its .cache folder may be gone),
+    but only under the schedule it was trained with, and never for a smoke run."""
+    learning_curve = script("learning_curve")
+    payload = committed("learning_curve")
+    (tmp_path / "learning_curve.json").write_text(json.dumps(payload), encoding="utf-8")
+    runs = learning_curve.recorded_runs(tmp_path, payload["schedule"], smoke=False)
+    assert set(runs) == {r["run"] for r in payload["runs"]} and runs
+    assert all(r["manifest_sha256"] for r in runs.values())  # what measure() checks
+    assert learning_curve.recorded_runs(tmp_path, "160:9,224:9", smoke=False) == {}
+    assert learning_curve.recorded_runs(tmp_path, payload["schedule"], smoke=True) == {}
