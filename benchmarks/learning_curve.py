@@ -14,7 +14,8 @@ about 15 min, a 100 % + extra run about 45 min with cold caches). Runs go in thi
 points answer the main question first. Each run lives in `.cache/learning_curve/<size>-s<seed>/`
 and trains in its own process (so wall time and peak RSS are that run's). Resumable: a
 finished run is read back, an interrupted one resumes after its last finished epoch (the
-trainer's per-epoch checkpoints); after each run the record is saved and
+trainer's per-epoch checkpoints); a run already in learning_curve.json (same schedule,
+same manifest sha256) is read back from it rather than trained again; after each run the record is saved and
 learning_curve.{md,png} re-rendered, so a partial curve is always on disk.
 `--render-only` re-renders the .md and .png from learning_curve.json.
 
@@ -217,7 +218,7 @@ def train_one(manifest: str, out_dir: str, seed: int, schedule: str, smoke: bool
         "wall_s": round(time.perf_counter() - tic, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "load_average_1min_at_start": load,
-        "cpu": rio.cpu_model(),
+        "cpu": rio.environment()["cpu_model"],
         "date": rio.environment()["date"],
         "manifest_sha256": card.manifest_sha256,
     }
@@ -262,16 +263,35 @@ def measure(args, argv: list[str]) -> dict:
         "wall_time_s": 0.0,
     }
     order = run_order(sizes, seeds)
+    recorded = recorded_runs(args.results, args.schedule, args.smoke)
     for i, run in enumerate(order, 1):
         manifest = args.work / "manifests" / f"{run.size}.csv"
         out = args.work / run.folder
-        print(f"[{i}/{len(order)}] {run.folder} -> {rio.rel(out)}", flush=True)
-        record = run_in_process(manifest, out, run.seed, args.schedule, args.smoke)
+        earlier = recorded.get(run.folder)
+        sha256 = manifests["sizes"][run.size]["sha256"]
+        if earlier and earlier["manifest_sha256"] == sha256 and not (out / RUN_RECORD).is_file():
+            print(f"[{i}/{len(order)}] {run.folder}: read back from the record", flush=True)
+            record = earlier
+        else:
+            print(f"[{i}/{len(order)}] {run.folder} -> {rio.rel(out)}", flush=True)
+            record = run_in_process(manifest, out, run.seed, args.schedule, args.smoke)
         payload["runs"].append({"run": run.folder, "size": run.size, "seed": run.seed, **record})
         payload["wall_time_s"] = time.perf_counter() - started
         save_and_render(args.results, payload, args.no_plot)
         print(eta_line(payload, order[i:], manifests), flush=True)
     return payload
+
+
+def recorded_runs(results: Path, schedule: str, smoke: bool) -> dict[str, dict]:
+    """Finished runs of the committed record with this schedule, by run folder: a run whose
+    manifest has the same sha256 is not trained again (its .cache folder may be gone)."""
+    path = Path(results) / f"{NAME}.json"
+    if smoke or not path.is_file():
+        return {}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved.get("schedule") != schedule or saved.get("smoke"):
+        return {}
+    return {r["run"]: r for r in saved["runs"]}
 
 
 def shipped_reference() -> dict:
