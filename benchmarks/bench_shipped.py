@@ -53,6 +53,7 @@ def measure(args, argv: list[str]) -> dict:
         row["path"] = rio.rel(row["path"])
     if payload["data"].get("path"):
         payload["data"]["path"] = rio.rel(payload["data"]["path"])
+    payload["warnings"] = [rio.scrubbed(w) for w in payload.get("warnings", [])]
     payload.update(
         command=rio.command("bench_shipped.py", argv),
         wall_time_s=time.perf_counter() - started,

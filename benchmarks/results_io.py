@@ -46,6 +46,13 @@ def rel(path: str | Path) -> str:
     return repo_relative(path)
 
 
+def scrubbed(text: str) -> str:
+    """Free text (a warning) with the machine's repository and shared paths made relative."""
+    return text.replace(str(REPO.parent / "shared") + "/", "../shared/").replace(
+        str(REPO) + "/", ""
+    )
+
+
 def command(script: str, argv: list[str]) -> str:
     """The command that reproduces a run, with machine paths made repository-relative."""
     shown = [rel(a) if a.startswith("/") else a for a in argv]

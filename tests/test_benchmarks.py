@@ -495,3 +495,15 @@ def test_learning_curve_reads_back_only_runs_of_the_same_schedule(tmp_path):
     assert all(r["manifest_sha256"] for r in runs.values())  # what measure() checks
     assert learning_curve.recorded_runs(tmp_path, "160:9,224:9", smoke=False) == {}
     assert learning_curve.recorded_runs(tmp_path, payload["schedule"], smoke=True) == {}
+
+
+def test_warnings_lose_the_machine_paths():
+    import results_io
+
+    warning = f"{results_io.REPO}/models/x/model.int8.tflite was exported from an older model"
+    assert (
+        results_io.scrubbed(warning)
+        == "models/x/model.int8.tflite was exported from an older model"
+    )
+    shared = f"{results_io.REPO.parent / 'shared'}/pretrained/a.tflite: missing"
+    assert results_io.scrubbed(shared) == "../shared/pretrained/a.tflite: missing"
