@@ -3,10 +3,12 @@
     nice -n 10 .venv/bin/python benchmarks/arm.py [--limit 200] [--arm-cpu a53,a76,a710]
     .venv/bin/python benchmarks/arm.py --render-only
 
-Runtime: emulation dominates. `--limit 50` took 68 min on a shared 2-core Xeon at load
-6-7 (39 min of emulator CPU: about 20 min on an idle 2-core machine, two emulators at a
-time); the default 200 posters take about four times the emulation. Needs `make arm-tools`. `--render-only` re-renders
-arm.md (and arm.png) from arm.json in seconds.
+Runtime: emulation dominates. The default 200 posters took 92 min (5,534 s) on a 2-core
+Xeon, two emulators at a time (load 1.0 at the start, a training run beside it for its first
+25 min): 9,134 s of emulator CPU, two thirds of it MobileNetV2's fp32 and fp16 rows (float
+NEON emulates at 20-40 M instructions/s, int8 at 70-110 M). `--limit 50` takes about a
+quarter. Needs `make arm-tools`. `--render-only` re-renders arm.md (and arm.png) from
+arm.json in seconds.
 
 One `posterlite bench --target arm64` run (the package's `run_bench`), on the first
 `--limit` posters of benchmarks/sample: every shipped model's committed int8 file, plus
@@ -46,8 +48,8 @@ from posterlite.bench.report import arm_table
 
 NAME = "arm"
 RUNTIME = (
-    "68 min with --limit 50 on a shared 2-core Xeon at load 6-7, 39 min of it emulator CPU "
-    "(so about 20 min idle); the default 200 posters take about four times the emulation"
+    "92 min with the default 200 posters on a 2-core Xeon, two emulators at a time, 9,134 s "
+    "of emulator CPU; --limit 50 about a quarter"
 )
 FLOAT_FORMATS = ("fp32", "fp16")  # of ANCHOR_MODEL, beside its int8
 HOST_COLUMNS = ("model", "format", "size MB", "p50 ms", "mAP", "macro F1")
