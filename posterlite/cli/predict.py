@@ -70,7 +70,7 @@ def predict(
     for prediction in poster_model.iter_predictions(paths, workers=workers, threshold=cut):
         predictions.append(prediction)
         if not prediction.ok:
-            why = prediction.error + (f" ({prediction.detail})" if prediction.detail else "")
+            why = f"{prediction.error}" + (f" ({prediction.detail})" if prediction.detail else "")
             click.echo(f"skipped: {display(prediction.path)}: {display(why)}", err=True)
         elif not (as_json or as_csv):
             click.echo(prediction_text(prediction))
