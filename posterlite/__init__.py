@@ -102,11 +102,11 @@ class _Package(types.ModuleType):
 
 
 def __getattr__(name: str) -> types.ModuleType:
-    if name == "bench":  # first use: the bench package (callable, see its __init__)
-        import posterlite.bench as package  # (`from posterlite import` would recurse here)
-
-        return package
-    if name in _CALLABLE:  # first use: import the stage module (made callable on binding)
+    # First use of `bench` (a callable package, see its __init__) or of a stage module (made
+    # callable on binding). import_module returns the module already in sys.modules, even
+    # while it is still initializing (`import posterlite.bench.x as y` inside the bench
+    # package asks for this attribute before the package is bound).
+    if name == "bench" or name in _CALLABLE:
         return importlib.import_module(f"{__name__}.{name}")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

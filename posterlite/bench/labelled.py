@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from posterlite.bench import paths
+import posterlite.bench.paths as paths
 from posterlite.errors import PosterliteError
 from posterlite.genres import CATCH_ALL, DEFAULT_THRESHOLD, GenreScheme
 from posterlite.metrics import MultiLabelReport, evaluate

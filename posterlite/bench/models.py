@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import posterlite.bench.paths as paths
 from posterlite.archs import GRID_MODEL_NAMES, arch_spec
-from posterlite.bench import paths
 from posterlite.bench.cache import Converter, convert_to_cache
 from posterlite.bench.labelled import LabelledSet
 from posterlite.bench.records import ModelSpec

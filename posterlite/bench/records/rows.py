@@ -1,33 +1,27 @@
-"""The bench's records, the bottom layer: what a run measured, as typed values, and its JSON.
-
-Nothing here measures or imports another bench module. Every other bench module builds
-these: `ModelSpec` (a model file and what it is), `LatencyStats`, `BenchRow` (one model x
-format x thread count on one target; an ARM row carries its `ArmFigures`), `Ratio` (one
-row's p50, or guest instructions, over another's), `KerasReference`
-(the Keras model's figures recorded at export), and `BenchReport`, the whole run, which
-writes itself as JSON (`to_json`) and reads back any report posterlite wrote
-(`from_json`; schema 2 reports included), so results re-render from their JSON alone.
-
-Kinds and targets are `Literal`s, figures are numbers: a row's `device` holds only what the
-device says about itself (strings, like `adb`'s `getprop`), never a measurement.
-"""
+"""What one measurement is: `ModelSpec` (a model file and what it is), `LatencyStats`,
+`BenchRow` (one model x format x thread count on one target; an ARM row carries its
+`ArmFigures`), `Ratio` (one row's p50, or guest instructions, over another's) and
+`KerasReference` (the Keras model's figures recorded at export), each with its JSON."""
 
 from __future__ import annotations
 
-import json
 import statistics
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, is_dataclass
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, cast, get_args
+from typing import Literal, cast
 
 import numpy as np
 
-from posterlite.bench.environment import Environment
+from posterlite.bench.records.json_values import (
+    JSONObject,
+    JSONReader,
+    accuracy_from_json,
+    as_object,
+    read_text,
+)
 from posterlite.errors import PosterliteError
-from posterlite.fileio import jsonable
-from posterlite.metrics import GenreMetrics, MultiLabelReport
+from posterlite.metrics import MultiLabelReport
 
 # What a spec or row is: one of posterlite's models, the Keras float baseline, one of
 # Google's ImageNet reference files, or a posterlite model run by an app runtime.
@@ -38,169 +32,7 @@ Where = Literal["cpu", "android", "browser", "arm64"]
 # What a ratio divides: p50 latencies from the same rounds, or guest instructions per
 # inference on the same emulated CPU class.
 RatioBasis = Literal["p50", "instructions"]
-SCHEMA = "posterlite-bench/3"
-READABLE_SCHEMAS: tuple[str, ...] = ("posterlite-bench/2", SCHEMA)
 MEMORY_METHOD = "peak RSS growth (ru_maxrss) of a fresh process across load + allocate + 1 invoke"
-
-JSONObject = Mapping[str, object]
-
-
-# ------------------------------------------------------------------- reading JSON values
-_MISSING = object()
-
-
-def _number(value: object, key: str) -> float:
-    if value is None:  # NaN is written as null (strict JSON)
-        return float("nan")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise PosterliteError(f"bench record: {key} is not a number ({value!r})")
-    return float(value)
-
-
-def _integer(value: object, key: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise PosterliteError(f"bench record: {key} is not an integer ({value!r})")
-    return value
-
-
-def _text(value: object, key: str) -> str:
-    if not isinstance(value, str):
-        raise PosterliteError(f"bench record: {key} is not a string ({value!r})")
-    return value
-
-
-def _items(value: object, key: str) -> list[object]:
-    if not isinstance(value, list | tuple):
-        raise PosterliteError(f"bench record: {key} is not a list")
-    return list(value)
-
-
-def as_object(value: object, what: str) -> JSONObject:
-    """`value` as a JSON object; raises PosterliteError naming `what` when it is not one."""
-    if not isinstance(value, Mapping):
-        raise PosterliteError(f"bench record: {what} is not a JSON object")
-    return cast(JSONObject, value)
-
-
-@dataclass(frozen=True)
-class JSONReader:
-    """Typed reads from one JSON object. Each returns the value at `key` as its Python type
-    (`default` when the key is missing and a default is given) and raises PosterliteError
-    naming the key when it is missing or of another type."""
-
-    data: JSONObject
-    what: str = "record"
-
-    @classmethod
-    def of(cls, value: object, what: str) -> JSONReader:
-        """A reader of `value`; raises PosterliteError when it is not a JSON object."""
-        return cls(as_object(value, what), what)
-
-    def get(self, key: str, default: object = _MISSING) -> object:
-        """The raw value at `key`."""
-        if key in self.data:
-            return self.data[key]
-        if default is _MISSING:
-            raise PosterliteError(f"bench record: {self.what} has no {key!r}")
-        return default
-
-    def number(self, key: str, default: object = _MISSING) -> float:
-        """A number as float (null: NaN, how strict JSON writes it)."""
-        return _number(self.get(key, default), key)
-
-    def opt_number(self, key: str) -> float | None:
-        """A number as float; None when missing or null."""
-        value = self.get(key, None)
-        return None if value is None else _number(value, key)
-
-    def integer(self, key: str, default: object = _MISSING) -> int:
-        """An integer (a boolean is not one)."""
-        return _integer(self.get(key, default), key)
-
-    def opt_integer(self, key: str) -> int | None:
-        """An integer; None when missing or null."""
-        value = self.get(key, None)
-        return None if value is None else _integer(value, key)
-
-    def text(self, key: str, default: object = _MISSING) -> str:
-        """A string."""
-        return _text(self.get(key, default), key)
-
-    def choice(self, key: str, allowed: object) -> str:
-        """A string that is one of the `Literal` type `allowed`'s values."""
-        value = self.text(key)
-        if value not in get_args(allowed):
-            raise PosterliteError(
-                f"bench record: {key} {value!r} is not one of {get_args(allowed)}"
-            )
-        return value
-
-    def numbers(self, key: str, default: object = _MISSING) -> tuple[float, ...]:
-        """A list of numbers as a tuple of floats."""
-        return tuple(_number(v, key) for v in _items(self.get(key, default), key))
-
-    def integers(self, key: str, default: object = _MISSING) -> tuple[int, ...]:
-        """A list of integers as a tuple."""
-        return tuple(_integer(v, key) for v in _items(self.get(key, default), key))
-
-    def texts(self, key: str, default: object = _MISSING) -> tuple[str, ...]:
-        """A list of strings as a tuple."""
-        return tuple(_text(v, key) for v in _items(self.get(key, default), key))
-
-    def child(self, key: str, default: object = _MISSING) -> JSONReader:
-        """A reader of the object at `key`."""
-        return JSONReader.of(self.get(key, default), key)
-
-    def children(self, key: str, default: object = _MISSING) -> list[JSONReader]:
-        """Readers of the objects listed at `key`."""
-        return [JSONReader.of(v, key) for v in _items(self.get(key, default), key)]
-
-    def string_map(self, key: str) -> dict[str, str]:
-        """The object at `key` as str -> str ({} when missing or null)."""
-        return {str(k): str(v) for k, v in as_object(self.get(key, None) or {}, key).items()}
-
-
-def to_json_value(record: object) -> object:
-    """A dataclass record (or any JSON-able value) as strict-JSON values."""
-    if is_dataclass(record) and not isinstance(record, type):
-        return jsonable(asdict(record))
-    return jsonable(record)
-
-
-def accuracy_from_json(data: object) -> MultiLabelReport:
-    """A `metrics.MultiLabelReport` from its JSON form (as `BenchRow.accuracy` is written)."""
-    obj = JSONReader.of(data, "accuracy")
-    per_genre = []
-    for g in obj.children("per_genre"):
-        tn, fp, fn, tp = g.integers("confusion")
-        per_genre.append(
-            GenreMetrics(
-                genre=g.text("genre"),
-                precision=g.number("precision"),
-                recall=g.number("recall"),
-                f1=g.number("f1"),
-                average_precision=g.number("average_precision"),
-                support=g.integer("support"),
-                threshold=g.number("threshold"),
-                confusion=(tn, fp, fn, tp),
-            )
-        )
-    return MultiLabelReport(
-        genres=obj.texts("genres"),
-        n_samples=obj.integer("n_samples"),
-        per_genre=tuple(per_genre),
-        macro_f1=obj.number("macro_f1"),
-        micro_f1=obj.number("micro_f1"),
-        mean_average_precision=obj.number("mean_average_precision"),
-        hamming_loss=obj.number("hamming_loss"),
-        subset_accuracy=obj.number("subset_accuracy"),
-        paper_accuracy=obj.number("paper_accuracy"),
-        paper_precision=obj.number("paper_precision"),
-        paper_recall=obj.number("paper_recall"),
-        paper_f1=obj.number("paper_f1"),
-        thresholds=obj.numbers("thresholds", ()),
-        genres_left_out=obj.texts("genres_left_out", ()),
-    )
 
 
 # ------------------------------------------------------------------------- the records
@@ -434,9 +266,9 @@ class ArmFigures:
             first_instructions=obj.integers("first_instructions"),
             repeat_instructions=obj.integers("repeat_instructions"),
             repeat_outputs_identical=bool(obj.get("repeat_outputs_identical")),
-            kernel_family=None if family is None else _text(family, "kernel_family"),
+            kernel_family=None if family is None else read_text(family, "kernel_family"),
             expected_family=obj.text("expected_family"),
-            matmul_kernel=None if matmul is None else _text(matmul, "matmul_kernel"),
+            matmul_kernel=None if matmul is None else read_text(matmul, "matmul_kernel"),
             top_kernels=tuple(KernelShare.from_json(k.data) for k in obj.children("top_kernels")),
             xnnpack=bool(obj.get("xnnpack")),
             emulation_wall_s=obj.number("emulation_wall_s"),
@@ -557,147 +389,4 @@ class Ratio:
                 RatioBasis, obj.choice("basis", RatioBasis) if "basis" in obj.data else "p50"
             ),
             cpu=None if obj.get("cpu", None) is None else obj.text("cpu"),
-        )
-
-
-@dataclass(frozen=True)
-class DataRecord:
-    """The labelled set a run scored on (no posters: no accuracy figures)."""
-
-    path: str | None
-    posters: int
-    skipped_by_scan: int = 0
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """The options a run measured with, as the report records them."""
-
-    models: tuple[str, ...]
-    formats: tuple[str, ...]
-    threads: tuple[int, ...]
-    runs: int
-    warmup: int
-    rounds: int
-    threshold: float
-    references: bool
-    use_gpu: bool | None = None  # android
-    use_nnapi: bool | None = None
-    cpu_throttle: tuple[int, ...] | None = None  # browser
-    browser_runtimes: tuple[str, ...] | None = None
-    browser_threads: int | None = None
-    app_runtime: str | None = None  # "mediapipe" when app-side rows joined
-    limit: int | None = None  # the first N posters of the labelled set were scored
-    arm_cpu: tuple[str, ...] | None = None  # arm64: the CPU classes
-
-    def to_json_value(self) -> dict[str, object]:
-        """The settings as JSON, target-specific ones only when set."""
-        return {k: jsonable(v) for k, v in asdict(self).items() if v is not None}
-
-    @classmethod
-    def from_json(cls, data: object) -> RunSettings:
-        """Settings as `to_json_value` wrote them."""
-        obj = JSONReader.of(data, "settings")
-
-        def given(key: str) -> bool:
-            return obj.get(key, None) is not None
-
-        return cls(
-            models=obj.texts("models"),
-            formats=obj.texts("formats"),
-            threads=obj.integers("threads"),
-            runs=obj.integer("runs"),
-            warmup=obj.integer("warmup"),
-            rounds=obj.integer("rounds"),
-            threshold=obj.number("threshold"),
-            references=bool(obj.get("references")),
-            use_gpu=bool(obj.get("use_gpu")) if given("use_gpu") else None,
-            use_nnapi=bool(obj.get("use_nnapi")) if given("use_nnapi") else None,
-            cpu_throttle=obj.integers("cpu_throttle") if given("cpu_throttle") else None,
-            browser_runtimes=obj.texts("browser_runtimes") if given("browser_runtimes") else None,
-            browser_threads=obj.opt_integer("browser_threads"),
-            app_runtime=obj.text("app_runtime") if given("app_runtime") else None,
-            limit=obj.opt_integer("limit"),
-            arm_cpu=obj.texts("arm_cpu") if given("arm_cpu") else None,
-        )
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class BenchReport:
-    """One bench run: its rows, ratios, settings, the labelled set and where it ran."""
-
-    rows: list[BenchRow]
-    target: Where
-    settings: RunSettings
-    environment: Environment
-    data: DataRecord
-    ratios: list[Ratio] = field(default_factory=list)
-    keras_references: dict[str, KerasReference] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-    created: str = field(default_factory=_now)
-    memory_method: str = MEMORY_METHOD
-
-    def to_json_value(self) -> dict[str, object]:
-        """The report as strict-JSON values (schema `SCHEMA`)."""
-        return {
-            "schema": SCHEMA,
-            "created": self.created,
-            "target": self.target,
-            "settings": self.settings.to_json_value(),
-            "environment": self.environment.to_json_value(),
-            "data": to_json_value(self.data),
-            "memory_method": self.memory_method,
-            "ratios": [{**cast(dict[str, object], to_json_value(r)), "met": r.met}
-                       for r in self.ratios],
-            "keras_references": {k: to_json_value(v) for k, v in self.keras_references.items()},
-            "warnings": list(self.warnings),
-            "rows": [to_json_value(row) for row in self.rows],
-        }  # fmt: skip
-
-    def to_json(self) -> str:
-        """The report as JSON text (strict: NaN written as null)."""
-        return json.dumps(self.to_json_value(), indent=2, allow_nan=False) + "\n"
-
-    @classmethod
-    def from_json(cls, data: str | JSONObject) -> BenchReport:
-        """A report from JSON text or its parsed object; raises PosterliteError when it is
-        not a posterlite bench report. Extra keys (a script's command, wall time) are left."""
-        obj = JSONReader.of(json.loads(data) if isinstance(data, str) else data, "report")
-        schema = obj.get("schema", None)
-        if schema not in READABLE_SCHEMAS:
-            raise PosterliteError(f"not a posterlite bench report (schema {schema!r})")
-        if schema == SCHEMA:
-            environment = Environment.from_json(obj.get("environment"))
-        else:  # schema 2: `hardware` + `library_versions`, a script's `environment` beside
-            merged = {
-                **as_object(obj.get("hardware", None) or {}, "hardware"),
-                "libraries": obj.get("library_versions", None) or {},
-                **as_object(obj.get("environment", None) or {}, "environment"),
-            }
-            environment = Environment.from_json(merged)
-        data_obj = obj.child("data")
-        path = data_obj.get("path", None)
-        references = {
-            name: KerasReference.from_dict(as_object(value, "keras_reference"))
-            for name, value in as_object(obj.get("keras_references", None) or {}, "refs").items()
-        }
-        return cls(
-            rows=[BenchRow.from_json(r.data) for r in obj.children("rows")],
-            target=cast(Where, obj.choice("target", Where)),
-            settings=RunSettings.from_json(obj.get("settings")),
-            environment=environment,
-            data=DataRecord(
-                path=None if path is None else str(path),
-                posters=data_obj.integer("posters", 0),
-                skipped_by_scan=data_obj.integer("skipped_by_scan", 0),
-            ),
-            ratios=[Ratio.from_json(r.data) for r in obj.children("ratios", [])],
-            keras_references={k: v for k, v in references.items() if v is not None},
-            warnings=list(obj.texts("warnings", [])),
-            created=obj.text("created", ""),
-            memory_method=obj.text("memory_method", MEMORY_METHOD),
         )
