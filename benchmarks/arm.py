@@ -78,12 +78,7 @@ def measure(args, argv: list[str]) -> dict:
         runs=args.runs,
         rounds=args.rounds,
     )
-    payload = run_bench(options).to_json_value()
-    for row in payload["rows"]:
-        row["path"] = rio.rel(row["path"])
-    if payload["data"].get("path"):
-        payload["data"]["path"] = rio.rel(payload["data"]["path"])
-    payload["warnings"] = [rio.scrubbed(w) for w in payload.get("warnings", [])]
+    payload = rio.bench_record(run_bench(options).to_json_value())
     payload.update(
         command=rio.command("arm.py", argv),
         wall_time_s=time.perf_counter() - started,

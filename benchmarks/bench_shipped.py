@@ -48,12 +48,7 @@ COLUMNS = (
 def measure(args, argv: list[str]) -> dict:
     started = time.perf_counter()
     options = BenchOptions(threads=parse_threads(args.threads), runs=args.runs, warmup=args.warmup)
-    payload = run_bench(options).to_json_value()
-    for row in payload["rows"]:
-        row["path"] = rio.rel(row["path"])
-    if payload["data"].get("path"):
-        payload["data"]["path"] = rio.rel(payload["data"]["path"])
-    payload["warnings"] = [rio.scrubbed(w) for w in payload.get("warnings", [])]
+    payload = rio.bench_record(run_bench(options).to_json_value())
     payload.update(
         command=rio.command("bench_shipped.py", argv),
         wall_time_s=time.perf_counter() - started,

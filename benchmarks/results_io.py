@@ -53,6 +53,17 @@ def scrubbed(text: str) -> str:
     )
 
 
+def bench_record(payload: dict[str, Any]) -> dict[str, Any]:
+    """A bench report's JSON value as a results file keeps it: its rows' and data's paths
+    repository-relative, its warnings scrubbed of the machine's paths."""
+    for row in payload["rows"]:
+        row["path"] = rel(row["path"])
+    if payload["data"].get("path"):
+        payload["data"]["path"] = rel(payload["data"]["path"])
+    payload["warnings"] = [scrubbed(w) for w in payload.get("warnings", [])]
+    return payload
+
+
 def command(script: str, argv: list[str]) -> str:
     """The command that reproduces a run, with machine paths made repository-relative."""
     shown = [rel(a) if a.startswith("/") else a for a in argv]

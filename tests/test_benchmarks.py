@@ -507,3 +507,17 @@ def test_warnings_lose_the_machine_paths():
     )
     shared = f"{results_io.REPO.parent / 'shared'}/pretrained/a.tflite: missing"
     assert results_io.scrubbed(shared) == "../shared/pretrained/a.tflite: missing"
+
+
+def test_bench_record_keeps_no_machine_path():
+    import results_io
+
+    repo = results_io.REPO
+    payload = {
+        "rows": [{"path": str(repo / "models" / "cnn" / "model.int8.tflite")}],
+        "data": {"path": str(repo / "benchmarks" / "sample")},
+        "warnings": [f"{repo}/models/cnn/model.int8.tflite was exported from an older model"],
+    }
+    record = results_io.bench_record(payload)
+    assert str(repo) not in json.dumps(record)
+    assert record["rows"][0]["path"] == "models/cnn/model.int8.tflite"
